@@ -1,0 +1,34 @@
+package wire
+
+// Endpoint paths served by the control plane.
+const (
+	// PathTraces receives OTLP/HTTP trace exports (protobuf or JSON).
+	PathTraces = "/v1/traces"
+	// PathLogs receives OTLP/HTTP log exports (protobuf or JSON).
+	PathLogs = "/v1/logs"
+	// PathHeartbeat receives agent heartbeats as JSON.
+	PathHeartbeat = "/api/v1/agents/heartbeat"
+)
+
+// Headers the agent reads and writes.
+const (
+	// HeaderRequestID carries the request ID across services.
+	HeaderRequestID = "X-Request-ID"
+	// HeaderAuthorization carries the agent token as "Bearer <token>".
+	HeaderAuthorization = "Authorization"
+)
+
+// Environment variables read by the agent and the control plane.
+const (
+	EnvURL   = "PILOTHOUSE_URL"
+	EnvToken = "PILOTHOUSE_TOKEN"
+)
+
+// Attribute keys Pilothouse puts on spans and log records.
+const (
+	AttrRequestID  = "request_id"
+	AttrInstanceID = "service.instance.id"
+)
+
+// MaxHeartbeatBytes caps the size of one heartbeat body.
+const MaxHeartbeatBytes = 256 << 10
