@@ -1,0 +1,163 @@
+// Command controlplane is the Pilothouse control plane.
+//
+//	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data]
+//	go run ./controlplane demo  [--addr 127.0.0.1:7070] [--rate 8]
+//
+// serve runs the control plane alone; demo also starts the example shop
+// with the agent embedded and sends it traffic, so the dashboard has live
+// data at once.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pilothouse/pilothouse/controlplane/demo"
+	"github.com/pilothouse/pilothouse/controlplane/server"
+)
+
+// Environment variables read by the control plane.
+const (
+	EnvAgentToken = "PILOTHOUSE_AGENT_TOKEN"
+)
+
+const usage = `usage: controlplane <command> [flags]
+
+commands:
+  serve   run the control plane (dashboard, API, OTLP ingest)
+  demo    run the control plane plus the example shop and traffic
+
+run "controlplane <command> -h" for the flags of a command
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "controlplane:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+type commonFlags struct {
+	addr, data, agentToken, logLevel string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", server.DefaultAddr, "listen address")
+	fs.StringVar(&c.data, "data", server.DefaultDataDir, "data directory of the embedded store")
+	fs.StringVar(&c.agentToken, "agent-token", os.Getenv(EnvAgentToken), "token agents must send (env "+EnvAgentToken+"); empty accepts any agent")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c commonFlags
+	c.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	url := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "Pilothouse control plane\n  dashboard:  %s/\n  OTLP/HTTP:  %s/v1/traces, %s/v1/logs\n  agents:     PILOTHOUSE_URL=%s\n", url, url, url, url)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Fprintln(stdout, "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c commonFlags
+	c.register(fs)
+	rate := fs.Float64("rate", 8, "shop requests per second from the traffic generator (0 = none)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	r := *rate
+	if r == 0 {
+		r = -1
+	}
+	d, err := demo.Start(demo.Options{
+		Addr: c.addr, DataDir: c.data, Rate: r, Logger: log,
+		Server: server.Config{AgentToken: c.agentToken},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `Pilothouse demo is running.
+
+  Open the dashboard:  %s/
+  Shop gateway:        %s  (try %s/api/orders/42)
+  JSON API:            %s/api/v1/services
+
+Traffic: about %.0f requests/s into the shop. Press Ctrl-C to stop.
+`, d.URL, d.GatewayURL(), d.GatewayURL(), d.URL, *rate)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "\nstopping the demo")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return d.Close(sctx)
+}

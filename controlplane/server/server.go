@@ -1,0 +1,169 @@
+// Package server wires the control plane together: the embedded store, the
+// instance registry, OTLP and heartbeat ingest, the JSON query API, the
+// dashboard, /metrics and /healthz, behind one HTTP server.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
+	"github.com/pilothouse/pilothouse/controlplane/api"
+	"github.com/pilothouse/pilothouse/controlplane/ingest"
+	"github.com/pilothouse/pilothouse/controlplane/registry"
+	"github.com/pilothouse/pilothouse/controlplane/store"
+)
+
+// Defaults for Config.
+const (
+	DefaultAddr    = "127.0.0.1:7070"
+	DefaultDataDir = "./pilothouse-data"
+)
+
+// Config configures a control plane. Zero values mean the defaults.
+type Config struct {
+	// DataDir holds the embedded store.
+	DataDir string
+	// AgentToken, when set, is required from agents on ingest endpoints.
+	AgentToken string
+	// Store tunes the embedded store (retention, queue size).
+	Store store.Options
+	// Logger receives the control plane's own logs.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is a running control plane's state. Create it with New, serve it
+// with Serve, stop it with Shutdown.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	registry *registry.Registry
+	metrics  *prometheus.Registry
+	handler  http.Handler
+	http     *http.Server
+}
+
+// New opens the store and builds the HTTP handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	st, err := store.Open(cfg.DataDir, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("server: open store: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		store:    st,
+		registry: registry.New(registry.Options{}),
+		metrics:  prometheus.NewRegistry(),
+	}
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerStoreMetrics()
+
+	ingestCfg := ingest.Config{
+		Spans:      st,
+		Logs:       st,
+		Heartbeats: s.registry,
+		Registerer: s.metrics,
+		Now:        cfg.Now,
+	}
+	if cfg.AgentToken != "" {
+		ingestCfg.Authenticate = ingest.BearerToken(cfg.AgentToken)
+	}
+	in := ingest.New(ingestCfg)
+
+	mux := http.NewServeMux()
+	mux.Handle("POST "+wire.PathTraces, in.Traces())
+	mux.Handle("POST "+wire.PathLogs, in.Logs())
+	mux.Handle("POST "+wire.PathHeartbeat, in.Heartbeats())
+	api.New(st, s.registry, cfg.Now, cfg.Logger).Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mountDashboard(mux, st, s.registry, cfg)
+	s.handler = mux
+	return s, nil
+}
+
+// Handler returns the control plane's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Store returns the embedded store.
+func (s *Server) Store() *store.Store { return s.store }
+
+// Registry returns the instance registry.
+func (s *Server) Registry() *registry.Registry { return s.registry }
+
+// Serve answers on ln until Shutdown. It returns nil after a clean
+// shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long enough for SSE and policy long-polls.
+		WriteTimeout: 0,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	err := s.http.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops serving, waits for requests in flight within ctx, then
+// closes the store (which drains pending writes).
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	errs = append(errs, s.store.Close())
+	return errors.Join(errs...)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	api.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "store": s.store.Stats()})
+}
+
+func (s *Server) registerStoreMetrics() {
+	gauge := func(name, help string, f func(store.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return f(s.store.Stats()) })
+	}
+	counter := func(name, help string, f func(store.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return f(s.store.Stats()) })
+	}
+	s.metrics.MustRegister(
+		gauge("pilothouse_store_spans", "Spans in the embedded store.", func(st store.Stats) float64 { return float64(st.Spans) }),
+		gauge("pilothouse_store_logs", "Log records in the embedded store.", func(st store.Stats) float64 { return float64(st.Logs) }),
+		gauge("pilothouse_store_traces", "Traces in the embedded store.", func(st store.Stats) float64 { return float64(st.Traces) }),
+		gauge("pilothouse_store_size_bytes", "Size of the embedded store on disk.", func(st store.Stats) float64 { return float64(st.SizeBytes) }),
+		gauge("pilothouse_store_queue_depth", "Write batches waiting for the store writer.", func(st store.Stats) float64 { return float64(st.QueueDepth) }),
+		counter("pilothouse_store_write_errors_total", "Store write transactions that failed.", func(st store.Stats) float64 { return float64(st.WriteErrors) }),
+		counter("pilothouse_store_rejected_total", "Write batches refused because the queue was full.", func(st store.Stats) float64 { return float64(st.Rejected) }),
+		counter("pilothouse_store_retention_deleted_total", "Rows removed by retention.", func(st store.Stats) float64 { return float64(st.Deleted) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pilothouse_registry_dropped_heartbeats_total", Help: "Heartbeats refused by the registry's caps."},
+			func() float64 { return float64(s.registry.Dropped()) }),
+	)
+}

@@ -1,0 +1,7 @@
+// Command orders runs the demo shop's orders service with the Pilothouse agent.
+// Point it at a control plane with PILOTHOUSE_URL.
+package main
+
+import "github.com/pilothouse/pilothouse/examples/shop/services"
+
+func main() { services.Main(services.Orders) }
