@@ -1,0 +1,171 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
+)
+
+// Environment variables from the OpenTelemetry specification that the
+// agent reads.
+const (
+	EnvTracesSampler       = "OTEL_TRACES_SAMPLER"
+	EnvTracesSamplerArg    = "OTEL_TRACES_SAMPLER_ARG"
+	EnvOTLPTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	EnvOTLPEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
+)
+
+// ErrInvalidConfig is returned by New when an option or environment
+// variable has an unusable value.
+var ErrInvalidConfig = errors.New("agent: invalid configuration")
+
+// newConfig applies opts and fills in defaults.
+func newConfig(opts []Option) (config, error) {
+	c := config{accessLog: true}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	if c.getenv == nil {
+		c.getenv = os.Getenv
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if !c.controlPlaneSet {
+		c.controlPlane = c.getenv(wire.EnvURL)
+	}
+	c.controlPlane = strings.TrimRight(c.controlPlane, "/")
+	if c.controlPlane != "" {
+		if err := checkURL(c.controlPlane); err != nil {
+			return c, fmt.Errorf("%w: control plane: %w", ErrInvalidConfig, err)
+		}
+	}
+	if !c.tokenSet {
+		c.token = c.getenv(wire.EnvToken)
+	}
+	if c.tracesEndpoint == "" {
+		c.tracesEndpoint = c.getenv(EnvOTLPTracesEndpoint)
+	}
+	if c.tracesEndpoint == "" {
+		if base := c.getenv(EnvOTLPEndpoint); base != "" {
+			c.tracesEndpoint = strings.TrimRight(base, "/") + wire.PathTraces
+		}
+	}
+	if c.tracesEndpoint == "" && c.controlPlane != "" {
+		c.tracesEndpoint = c.controlPlane + wire.PathTraces
+	}
+	if c.tracesEndpoint != "" {
+		if err := checkURL(c.tracesEndpoint); err != nil {
+			return c, fmt.Errorf("%w: traces endpoint: %w", ErrInvalidConfig, err)
+		}
+	}
+	if c.instanceID == "" {
+		c.instanceID = defaultInstanceID()
+	}
+	if c.heartbeat == 0 {
+		c.heartbeat = wire.DefaultBeatPeriod
+	}
+	if c.heartbeat < wire.MinBeatInterval || c.heartbeat > wire.MaxBeatInterval {
+		return c, fmt.Errorf("%w: heartbeat interval %s not between %s and %s",
+			ErrInvalidConfig, c.heartbeat, wire.MinBeatInterval, wire.MaxBeatInterval)
+	}
+	if c.spanQueue <= 0 {
+		c.spanQueue = DefaultQueueSize
+	}
+	if c.logQueue <= 0 {
+		c.logQueue = DefaultQueueSize
+	}
+	if !c.localLogSet {
+		c.localLog = os.Stderr
+	}
+	if c.httpClient == nil {
+		c.httpClient = &http.Client{
+			Timeout:   DefaultExportTimeout,
+			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+		}
+	}
+	if c.outboundTimeout < 0 {
+		return c, fmt.Errorf("%w: negative outbound timeout", ErrInvalidConfig)
+	}
+	return c, nil
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
+
+// sampler builds the sampler from the options or, if none was given, from
+// OTEL_TRACES_SAMPLER. The default is parent-based, always on.
+func (c *config) sampler() (sdktrace.Sampler, error) {
+	if c.sampleRatioSet {
+		if c.sampleRatio < 0 || c.sampleRatio > 1 {
+			return nil, fmt.Errorf("%w: sample ratio %v not in [0, 1]", ErrInvalidConfig, c.sampleRatio)
+		}
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(c.sampleRatio)), nil
+	}
+	name := strings.ToLower(strings.TrimSpace(c.getenv(EnvTracesSampler)))
+	ratio := func() (float64, error) {
+		arg := strings.TrimSpace(c.getenv(EnvTracesSamplerArg))
+		if arg == "" {
+			return 1, nil
+		}
+		r, err := strconv.ParseFloat(arg, 64)
+		if err != nil || r < 0 || r > 1 {
+			return 0, fmt.Errorf("%w: %s=%q is not a ratio in [0, 1]", ErrInvalidConfig, EnvTracesSamplerArg, arg)
+		}
+		return r, nil
+	}
+	switch name {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample()), nil
+	case "always_on":
+		return sdktrace.AlwaysSample(), nil
+	case "always_off":
+		return sdktrace.NeverSample(), nil
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample()), nil
+	case "traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.TraceIDRatioBased(r), nil
+	case "parentbased_traceidratio":
+		r, err := ratio()
+		if err != nil {
+			return nil, err
+		}
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(r)), nil
+	default:
+		return nil, fmt.Errorf("%w: %s=%q is not supported", ErrInvalidConfig, EnvTracesSampler, name)
+	}
+}
+
+// defaultInstanceID is hostname-pid-random, unique enough to tell restarts
+// of the same process apart.
+func defaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
+}

@@ -1,0 +1,28 @@
+// Package agent is the Pilothouse agent: Gin middleware, an outbound
+// http.RoundTripper and an slog logger that report traces, logs, metrics and
+// heartbeats of one service instance to the Pilothouse control plane.
+//
+// A service embeds it in five lines:
+//
+//	ag, err := agent.New("orders", agent.WithAddress(":8081"))
+//	if err != nil { ... }
+//	defer ag.Shutdown(context.Background())
+//	r := gin.New()
+//	r.Use(ag.Middleware())
+//
+// Handlers log through agent.Logger(c) so that every line carries service,
+// instance, request_id, trace_id and span_id, and call other services through
+// an http.Client whose Transport is ag.Transport(nil) so that traceparent and
+// X-Request-ID travel with the call.
+//
+// Nothing is exported on the request path: spans and log records go through
+// bounded queues that drop (and count the drop) when full, and background
+// goroutines batch them to the control plane over OTLP/HTTP. Metrics live in
+// the agent's own Prometheus registry, exposed by MetricsHandler; the host's
+// default registry and the OpenTelemetry globals are left alone.
+//
+// Configuration comes from options and, where an option is not given, from
+// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, OTEL_TRACES_SAMPLER,
+// OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+// OTEL_EXPORTER_OTLP_ENDPOINT.
+package agent

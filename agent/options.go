@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Option configures an Agent. Options that are nil are ignored; defaults
+// are filled in after every option has been applied.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is everything New needs. Zero values mean "use the default".
+type config struct {
+	controlPlane    string
+	controlPlaneSet bool
+	token           string
+	tokenSet        bool
+	instanceID      string
+	address         string
+	version         string
+
+	sampleRatio    float64
+	sampleRatioSet bool
+
+	tracesEndpoint  string
+	heartbeat       time.Duration
+	spanQueue       int
+	logQueue        int
+	localLog        io.Writer
+	localLogSet     bool
+	logLevel        slog.Level
+	accessLog       bool
+	httpClient      *http.Client
+	spanProcessors  []sdktrace.SpanProcessor
+	outboundTimeout time.Duration
+	now             func() time.Time
+	getenv          func(string) string
+}
+
+// Defaults used when an option is not given.
+const (
+	DefaultQueueSize     = 2048
+	DefaultExportTimeout = 5 * time.Second
+	batchSize            = 512
+	flushInterval        = time.Second
+)
+
+// WithControlPlane sets the control plane's base URL (for example
+// "http://127.0.0.1:7070"). The default is $PILOTHOUSE_URL; an empty URL
+// disables export and heartbeats but the agent still works locally.
+func WithControlPlane(url string) Option {
+	return optionFunc(func(c *config) { c.controlPlane, c.controlPlaneSet = url, true })
+}
+
+// WithToken sets the agent token sent as "Authorization: Bearer <token>".
+// The default is $PILOTHOUSE_TOKEN.
+func WithToken(token string) Option {
+	return optionFunc(func(c *config) { c.token, c.tokenSet = token, true })
+}
+
+// WithInstanceID sets the instance ID. The default is hostname-pid-random.
+func WithInstanceID(id string) Option {
+	return optionFunc(func(c *config) { c.instanceID = id })
+}
+
+// WithAddress sets the host:port the service listens on, reported in
+// heartbeats.
+func WithAddress(addr string) Option {
+	return optionFunc(func(c *config) { c.address = addr })
+}
+
+// WithVersion sets the service version (resource attribute service.version).
+func WithVersion(v string) Option {
+	return optionFunc(func(c *config) { c.version = v })
+}
+
+// WithSampleRatio samples this fraction of new traces (0..1), following the
+// parent's decision when a traceparent arrives. The default is 1, or what
+// OTEL_TRACES_SAMPLER / OTEL_TRACES_SAMPLER_ARG say.
+func WithSampleRatio(ratio float64) Option {
+	return optionFunc(func(c *config) { c.sampleRatio, c.sampleRatioSet = ratio, true })
+}
+
+// WithTracesEndpoint sends spans to this OTLP/HTTP traces URL (for example
+// "http://collector:4318/v1/traces") instead of the control plane.
+// The default is $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
+// $OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/traces", else the control plane.
+func WithTracesEndpoint(url string) Option {
+	return optionFunc(func(c *config) { c.tracesEndpoint = url })
+}
+
+// WithHeartbeatInterval sets how often the agent beats (default 5s).
+func WithHeartbeatInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.heartbeat = d })
+}
+
+// WithQueueSize bounds the span and log export queues (default 2048 each).
+// When a queue is full new items are dropped and counted.
+func WithQueueSize(spans, logs int) Option {
+	return optionFunc(func(c *config) { c.spanQueue, c.logQueue = spans, logs })
+}
+
+// WithLocalLog sets where log lines are also written as JSON (default
+// os.Stderr). io.Discard turns local output off.
+func WithLocalLog(w io.Writer) Option {
+	return optionFunc(func(c *config) { c.localLog, c.localLogSet = w, true })
+}
+
+// WithLogLevel sets the minimum level of the agent's loggers (default Info).
+func WithLogLevel(l slog.Level) Option {
+	return optionFunc(func(c *config) { c.logLevel = l })
+}
+
+// WithAccessLog turns the one-line-per-request access log on or off
+// (default on).
+func WithAccessLog(on bool) Option {
+	return optionFunc(func(c *config) { c.accessLog = on })
+}
+
+// WithHTTPClient sets the client used for export and heartbeats. Its
+// Timeout should be set; the default client times out after 5s.
+func WithHTTPClient(hc *http.Client) Option {
+	return optionFunc(func(c *config) { c.httpClient = hc })
+}
+
+// WithSpanProcessor adds a span processor next to the agent's exporter, for
+// example a tracetest.SpanRecorder in tests.
+func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
+	return optionFunc(func(c *config) {
+		if sp != nil {
+			c.spanProcessors = append(c.spanProcessors, sp)
+		}
+	})
+}
+
+// WithOutboundTimeout bounds every call made through Transport, including
+// reading the response body. The default is no timeout.
+func WithOutboundTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.outboundTimeout = d })
+}
+
+// withClock replaces time.Now (tests).
+func withClock(now func() time.Time) Option {
+	return optionFunc(func(c *config) { c.now = now })
+}
+
+// withEnv replaces os.Getenv (tests).
+func withEnv(getenv func(string) string) Option {
+	return optionFunc(func(c *config) { c.getenv = getenv })
+}
