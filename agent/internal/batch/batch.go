@@ -158,7 +158,8 @@ func (q *Queue[T]) send(ctx context.Context, final bool) error {
 	}
 	select {
 	case <-r.done:
-		return nil
+		// If ctx ended while draining, part of the queue was dropped.
+		return ctx.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
