@@ -47,3 +47,5 @@ func AsFieldErrors(err error) (FieldErrors, bool) {
 
 // ErrTooLarge is returned when a document exceeds its size limit.
 var ErrTooLarge = errors.New("wire: document too large")
+
+func asErr[T error](err error, target *T) bool { return errors.As(err, target) }
