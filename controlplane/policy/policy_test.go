@@ -62,7 +62,7 @@ func TestPutVersionsAndConflicts(t *testing.T) {
 	if hist[0].Version != 2 || hist[0].Actor != "alice" || hist[0].Reason != "incident 42" {
 		t.Errorf("newest change: got %+v", hist[0])
 	}
-	if !strings.Contains(hist[0].Diff, `-        "enabled": false`) || !strings.Contains(hist[0].Diff, `+        "enabled": true`) {
+	if !strings.Contains(hist[0].Diff, `-      "enabled": false`) || !strings.Contains(hist[0].Diff, `+      "enabled": true`) {
 		t.Errorf("diff does not show the toggle:\n%s", hist[0].Diff)
 	}
 }
