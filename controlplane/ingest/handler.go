@@ -238,15 +238,16 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string
 
 	var src io.Reader = counted
 	limit := h.cfg.MaxBodyBytes
+	what := "body"
 	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
 	case "", "identity":
 	case "gzip", "x-gzip":
 		zr, err := h.gzipReader(counted)
 		if err != nil {
-			return bodyFailure(err, "gzip", h.cfg.MaxBodyBytes)
+			return bodyFailure(err, "gzip body", h.cfg.MaxBodyBytes)
 		}
 		defer h.gzips.Put(zr)
-		src, limit = zr, h.cfg.MaxDecompressedBytes
+		src, limit, what = zr, h.cfg.MaxDecompressedBytes, "gzip body"
 	default:
 		return &failure{
 			status:  http.StatusUnsupportedMediaType,
@@ -255,7 +256,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string
 		}
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(src, limit+1)); err != nil {
-		return bodyFailure(err, "body", h.cfg.MaxBodyBytes)
+		return bodyFailure(err, what, h.cfg.MaxBodyBytes)
 	}
 	if int64(buf.Len()) > limit {
 		return tooLarge("decompressed body", limit)
@@ -296,8 +297,8 @@ func tooLarge(what string, limit int64) *failure {
 	}
 }
 
-// bodyFailure classifies an error met while reading a (possibly gzip)
-// body.
+// bodyFailure classifies an error met while reading a body; what is
+// "body" or "gzip body".
 func bodyFailure(err error, what string, maxBody int64) *failure {
 	var mbe *http.MaxBytesError
 	switch {
@@ -305,20 +306,12 @@ func bodyFailure(err error, what string, maxBody int64) *failure {
 		return tooLarge("body", maxBody)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return &failure{status: http.StatusRequestTimeout, message: "ingest: timed out reading the request body"}
-	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return &failure{status: http.StatusBadRequest, message: fmt.Sprintf("%v: %s: %v", ErrMalformed, what, err), field: "Content-Encoding"}
-	default:
-		if what == "gzip" || isFlateError(err) {
-			return &failure{status: http.StatusBadRequest, message: fmt.Sprintf("%v: gzip: %v", ErrMalformed, err), field: "Content-Encoding"}
-		}
-		return &failure{status: http.StatusBadRequest, message: fmt.Sprintf("%v: reading body: %v", ErrMalformed, err)}
 	}
-}
-
-// isFlateError reports a corrupt deflate stream inside gzip.
-func isFlateError(err error) bool {
-	return strings.HasPrefix(err.Error(), "flate:")
+	f := &failure{status: http.StatusBadRequest, message: fmt.Sprintf("%v: %s: %v", ErrMalformed, what, err)}
+	if what != "body" {
+		f.field = "Content-Encoding"
+	}
+	return f
 }
 
 // storeFailure maps a writer error: a busy store (full write queue) is
