@@ -1,5 +1,7 @@
 package wire
 
+import "time"
+
 // Endpoint paths served by the control plane.
 const (
 	// PathTraces receives OTLP/HTTP trace exports (protobuf or JSON).
@@ -32,3 +34,15 @@ const (
 
 // MaxHeartbeatBytes caps the size of one heartbeat body.
 const MaxHeartbeatBytes = 256 << 10
+
+// PathPolicy is where agents long-poll for their service's policy:
+// GET PathPolicy?service=NAME&instance=ID&version=N&wait=30s answers at
+// once with a PolicyUpdate when the control plane's version differs from
+// N, else after wait with 304 Not Modified.
+const PathPolicy = "/api/v1/agents/policy"
+
+// Long-poll bounds.
+const (
+	DefaultPolicyWait = 30 * time.Second
+	MaxPolicyWait     = 2 * time.Minute
+)

@@ -469,3 +469,8 @@ func StatusMatches(pattern string, code int) bool {
 	n, err := strconv.Atoi(pattern)
 	return err == nil && n == code
 }
+
+// PolicyUpdate is the control plane's answer to a policy long-poll.
+type PolicyUpdate struct {
+	Policy Policy `json:"policy"`
+}
