@@ -19,10 +19,10 @@ import (
 // Environment variables from the OpenTelemetry specification that the
 // agent reads.
 const (
-	EnvTracesSampler       = "OTEL_TRACES_SAMPLER"
-	EnvTracesSamplerArg    = "OTEL_TRACES_SAMPLER_ARG"
-	EnvOTLPTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-	EnvOTLPEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	EnvTracesSampler      = "OTEL_TRACES_SAMPLER"
+	EnvTracesSamplerArg   = "OTEL_TRACES_SAMPLER_ARG"
+	EnvOTLPTracesEndpoint = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+	EnvOTLPEndpoint       = "OTEL_EXPORTER_OTLP_ENDPOINT"
 )
 
 // ErrInvalidConfig is returned by New when an option or environment

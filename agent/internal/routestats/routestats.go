@@ -86,7 +86,6 @@ func (r *Recorder) Observe(method, routeName string, status int, d time.Duration
 	}
 }
 
-
 func (rt *route) observe(status int, d time.Duration) {
 	ns := int64(d)
 	if ns < 0 {

@@ -1,0 +1,241 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pilothouse/pilothouse/agent/internal/batch"
+	"github.com/pilothouse/pilothouse/agent/internal/routestats"
+	"github.com/pilothouse/pilothouse/agent/wire"
+)
+
+// instrumentationName names the tracer and the OTLP log scope.
+const instrumentationName = "github.com/pilothouse/pilothouse/agent"
+
+// ErrNoService is returned by New when the service name is empty.
+var ErrNoService = errors.New("agent: service name is required")
+
+// Agent instruments one instance of a service. Create it with New, install
+// Middleware on the Gin engine and call Shutdown before the process exits.
+// All methods are safe for concurrent use.
+type Agent struct {
+	service string
+	cfg     config
+	started time.Time
+
+	tp     *sdktrace.TracerProvider
+	tracer trace.Tracer
+	prop   propagation.TraceContext
+	spans  *spanQueue // nil when spans are not exported
+
+	sink   *logSink
+	logger *slog.Logger
+
+	metrics *metrics
+	routes  *routestats.Recorder
+	names   spanNames
+
+	checksMu sync.Mutex
+	checks   []*check
+
+	beats      heartbeatCounters
+	beatStop   chan struct{}
+	beatDone   chan struct{}
+	beatCancel context.CancelFunc
+	shutdown   sync.Once
+	isShutdown atomic.Bool
+}
+
+// New returns an agent for service, configured by opts and the
+// environment (see the package documentation). When a control plane or a
+// traces endpoint is configured, New starts the background exporters and
+// the heartbeat; nothing is sent on the caller's goroutine.
+func New(service string, opts ...Option) (*Agent, error) {
+	if strings.TrimSpace(service) == "" {
+		return nil, ErrNoService
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	sampler, err := cfg.sampler()
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		service: service,
+		cfg:     cfg,
+		started: cfg.now(),
+		routes:  routestats.New(),
+	}
+	a.names.init()
+
+	resAttrs := []attribute.KeyValue{
+		attribute.String("service.name", service),
+		attribute.String(wire.AttrInstanceID, cfg.instanceID),
+	}
+	if cfg.version != "" {
+		resAttrs = append(resAttrs, attribute.String("service.version", cfg.version))
+	}
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(resource.NewSchemaless(resAttrs...)),
+		sdktrace.WithSampler(sampler),
+	}
+	if cfg.tracesEndpoint != "" {
+		exp, err := a.newTraceExporter()
+		if err != nil {
+			return nil, err
+		}
+		a.spans = newSpanQueue(exp, cfg.spanQueue)
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(a.spans))
+	}
+	for _, sp := range cfg.spanProcessors {
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sp))
+	}
+	a.tp = sdktrace.NewTracerProvider(tpOpts...)
+	a.tracer = a.tp.Tracer(instrumentationName)
+
+	a.sink = newLogSink(a, cfg)
+	a.logger = slog.New(&logHandler{sink: a.sink})
+	a.metrics = newMetrics(a)
+
+	if a.spans != nil {
+		a.spans.q.Start()
+	}
+	if a.sink.queue != nil {
+		a.sink.queue.Start()
+	}
+	if cfg.controlPlane != "" {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.beatCancel = cancel
+		a.beatStop = make(chan struct{})
+		a.beatDone = make(chan struct{})
+		go a.runHeartbeat(ctx)
+	}
+	return a, nil
+}
+
+func (a *Agent) newTraceExporter() (sdktrace.SpanExporter, error) {
+	opts := []otlptracehttp.Option{
+		otlptracehttp.WithEndpointURL(a.cfg.tracesEndpoint),
+		otlptracehttp.WithHTTPClient(a.cfg.httpClient),
+		// A batch that fails is dropped and counted, never retried forever.
+		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}),
+	}
+	// The Pilothouse token goes only to the control plane, never to a
+	// third-party OTLP endpoint.
+	if a.cfg.token != "" && a.cfg.controlPlane != "" && strings.HasPrefix(a.cfg.tracesEndpoint, a.cfg.controlPlane+"/") {
+		opts = append(opts, otlptracehttp.WithHeaders(map[string]string{
+			wire.HeaderAuthorization: "Bearer " + a.cfg.token,
+		}))
+	}
+	exp, err := otlptracehttp.New(context.Background(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("agent: trace exporter: %w", err)
+	}
+	return exp, nil
+}
+
+// InstanceID returns the ID this instance reports itself under.
+func (a *Agent) InstanceID() string { return a.cfg.instanceID }
+
+// Service returns the service name given to New.
+func (a *Agent) Service() string { return a.service }
+
+// Logger returns the agent's logger, which is not bound to a request: its
+// records carry service and instance, and request_id, trace_id and span_id
+// when logged with a request's context (InfoContext and friends).
+func (a *Agent) Logger() *slog.Logger { return a.logger }
+
+// TracerProvider returns the agent's tracer provider, for instrumenting
+// code beyond HTTP. It is not installed as the otel global.
+func (a *Agent) TracerProvider() trace.TracerProvider { return a.tp }
+
+// Shutdown stops the heartbeat (sending a final beat, best effort) and
+// flushes queued spans and logs, giving up when ctx ends. The agent keeps
+// serving requests afterwards but exports nothing more. Calling Shutdown
+// again returns nil.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	var errs []error
+	a.shutdown.Do(func() {
+		a.isShutdown.Store(true)
+		if a.beatStop != nil {
+			close(a.beatStop)
+			a.beatCancel()
+			select {
+			case <-a.beatDone:
+			case <-ctx.Done():
+			}
+			if ctx.Err() == nil {
+				a.beat(ctx)
+			}
+		}
+		if err := a.tp.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("agent: flush spans: %w", err))
+		}
+		if a.sink.queue != nil {
+			if err := a.sink.queue.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("agent: flush logs: %w", err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func (a *Agent) spanStats() batch.Stats {
+	if a.spans == nil {
+		return batch.Stats{}
+	}
+	return a.spans.q.Stats()
+}
+
+func (a *Agent) logStats() batch.Stats {
+	if a.sink == nil || a.sink.queue == nil {
+		return batch.Stats{Dropped: a.sink.dropped()}
+	}
+	return a.sink.queue.Stats()
+}
+
+// spanQueue is the agent's span processor: a bounded, non-blocking queue in
+// front of an OTLP exporter.
+type spanQueue struct {
+	q   *batch.Queue[sdktrace.ReadOnlySpan]
+	exp sdktrace.SpanExporter
+}
+
+var _ sdktrace.SpanProcessor = (*spanQueue)(nil)
+
+func newSpanQueue(exp sdktrace.SpanExporter, size int) *spanQueue {
+	return &spanQueue{
+		exp: exp,
+		q: batch.New(batch.Settings{Size: size, BatchSize: batchSize, Interval: flushInterval},
+			batch.ExportFunc[sdktrace.ReadOnlySpan](exp.ExportSpans)),
+	}
+}
+
+func (s *spanQueue) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+func (s *spanQueue) OnEnd(sp sdktrace.ReadOnlySpan) {
+	if sp.SpanContext().IsSampled() {
+		s.q.Offer(sp)
+	}
+}
+
+func (s *spanQueue) ForceFlush(ctx context.Context) error { return s.q.Flush(ctx) }
+
+func (s *spanQueue) Shutdown(ctx context.Context) error {
+	return errors.Join(s.q.Close(ctx), s.exp.Shutdown(ctx))
+}

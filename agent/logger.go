@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pilothouse/pilothouse/agent/internal/batch"
+)
+
+// Logger returns the request-scoped logger the middleware set up for c:
+// its records carry service, instance, request_id, trace_id and span_id.
+// Without the middleware it returns a plain JSON logger on stderr; it never
+// panics.
+func Logger(c *gin.Context) *slog.Logger {
+	if c == nil || c.Request == nil {
+		return fallbackLogger()
+	}
+	return LoggerFromContext(c.Request.Context())
+}
+
+// LoggerFromContext returns the request-scoped logger held by ctx (the
+// request context the middleware set up, or one derived from it), or a
+// plain JSON logger on stderr.
+func LoggerFromContext(ctx context.Context) *slog.Logger {
+	if ctx != nil {
+		if st := stateFrom(ctx); st != nil {
+			return st.log()
+		}
+	}
+	return fallbackLogger()
+}
+
+func fallbackLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+}
+
+// logEntry is one record waiting for export. Values are resolved when the
+// record is made so that later changes by the caller do not race.
+type logEntry struct {
+	time      time.Time
+	level     slog.Level
+	msg       string
+	traceID   trace.TraceID
+	spanID    trace.SpanID
+	requestID string
+	attrs     []slog.Attr
+}
+
+// logSink is shared by every handler of one agent.
+type logSink struct {
+	service  string
+	instance string
+	level    slog.Level
+
+	mu      sync.Mutex // serialises writes to w
+	w       io.Writer
+	discard bool
+	bufs    sync.Pool
+
+	queue       *batch.Queue[logEntry] // nil when logs are not exported
+	lostNoQueue atomic.Uint64
+}
+
+func newLogSink(a *Agent, cfg config) *logSink {
+	s := &logSink{
+		service:  a.service,
+		instance: cfg.instanceID,
+		level:    cfg.logLevel,
+		w:        cfg.localLog,
+		discard:  cfg.localLog == nil || cfg.localLog == io.Discard,
+	}
+	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
+	if cfg.controlPlane != "" {
+		exp := newLogExporter(a.service, cfg)
+		s.queue = batch.New(batch.Settings{Size: cfg.logQueue, BatchSize: batchSize, Interval: flushInterval},
+			exp.export)
+	}
+	return s
+}
+
+func (s *logSink) dropped() uint64 { return s.lostNoQueue.Load() }
+
+// logHandler is the agent's slog.Handler: it writes JSON to the local
+// writer and queues the record for OTLP export. Group names are flattened
+// into dotted keys ("db.query") in both outputs.
+type logHandler struct {
+	sink   *logSink
+	req    *requestState // nil when not bound to a request
+	prefix string        // open groups, "a.b."
+	attrs  []slog.Attr   // flattened, resolved
+	json   []byte        // attrs pre-encoded, each ",\"k\":v"
+}
+
+var _ slog.Handler = (*logHandler)(nil)
+
+func (h *logHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.sink.level }
+
+func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	if len(as) == 0 {
+		return h
+	}
+	h2 := *h
+	h2.attrs = append(h.attrs[:len(h.attrs):len(h.attrs)], flattenAttrs(nil, h.prefix, as)...)
+	h2.json = h.json[:len(h.json):len(h.json)]
+	for _, a := range h2.attrs[len(h.attrs):] {
+		h2.json = appendJSONAttr(h2.json, a)
+	}
+	return &h2
+}
+
+func (h *logHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	h2 := *h
+	h2.prefix = h.prefix + name + "."
+	return &h2
+}
+
+func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
+	st := h.req
+	if st == nil && ctx != nil {
+		st = stateFrom(ctx)
+	}
+	var (
+		sc        trace.SpanContext
+		requestID string
+	)
+	if st != nil {
+		sc, requestID = st.span.SpanContext(), st.requestID
+	} else if ctx != nil {
+		sc = trace.SpanContextFromContext(ctx)
+	}
+	var attrs []slog.Attr
+	if n := len(h.attrs) + r.NumAttrs(); n > 0 {
+		attrs = make([]slog.Attr, 0, n)
+		attrs = append(attrs, h.attrs...)
+		r.Attrs(func(a slog.Attr) bool {
+			attrs = flattenAttr(attrs, h.prefix, a)
+			return true
+		})
+	}
+	var err error
+	if !h.sink.discard {
+		err = h.writeLocal(&r, sc, requestID, attrs[len(h.attrs):])
+	}
+	if q := h.sink.queue; q != nil {
+		q.Offer(logEntry{
+			time:      r.Time,
+			level:     r.Level,
+			msg:       r.Message,
+			traceID:   sc.TraceID(),
+			spanID:    sc.SpanID(),
+			requestID: requestID,
+			attrs:     attrs,
+		})
+	}
+	return err
+}
+
+func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID string, recAttrs []slog.Attr) error {
+	bp := h.sink.bufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	b = append(b, `{"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":`...)
+	b = appendJSONString(b, r.Level.String())
+	b = append(b, `,"msg":`...)
+	b = appendJSONString(b, r.Message)
+	b = append(b, `,"service":`...)
+	b = appendJSONString(b, h.sink.service)
+	b = append(b, `,"instance":`...)
+	b = appendJSONString(b, h.sink.instance)
+	if requestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, requestID)
+	}
+	if sc.IsValid() {
+		var tid [32]byte
+		var sid [16]byte
+		traceID, spanID := sc.TraceID(), sc.SpanID()
+		b = append(b, `,"trace_id":"`...)
+		b = append(b, hexEncode(tid[:], traceID[:])...)
+		b = append(b, `","span_id":"`...)
+		b = append(b, hexEncode(sid[:], spanID[:])...)
+		b = append(b, '"')
+	}
+	b = append(b, h.json...)
+	for _, a := range recAttrs {
+		b = appendJSONAttr(b, a)
+	}
+	b = append(b, '}', '\n')
+	h.sink.mu.Lock()
+	_, err := h.sink.w.Write(b)
+	h.sink.mu.Unlock()
+	*bp = b
+	if cap(b) <= 64<<10 {
+		h.sink.bufs.Put(bp)
+	}
+	if err != nil {
+		return fmt.Errorf("agent: write log: %w", err)
+	}
+	return nil
+}
+
+// flattenAttrs appends as, flattened under prefix, to dst.
+func flattenAttrs(dst []slog.Attr, prefix string, as []slog.Attr) []slog.Attr {
+	for _, a := range as {
+		dst = flattenAttr(dst, prefix, a)
+	}
+	return dst
+}
+
+// flattenAttr resolves a and appends it to dst with dotted group keys.
+// Values of kind Any are turned into strings now, so that the exporter
+// never reads memory the caller may change.
+func flattenAttr(dst []slog.Attr, prefix string, a slog.Attr) []slog.Attr {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		gs := v.Group()
+		if len(gs) == 0 {
+			return dst
+		}
+		p := prefix
+		if a.Key != "" {
+			p = prefix + a.Key + "."
+		}
+		return flattenAttrs(dst, p, gs)
+	}
+	if a.Key == "" {
+		return dst
+	}
+	key := a.Key
+	if prefix != "" {
+		key = prefix + a.Key
+	}
+	if v.Kind() == slog.KindAny {
+		v = slog.StringValue(anyString(v.Any()))
+	}
+	return append(dst, slog.Attr{Key: key, Value: v})
+}
+
+func anyString(x any) string {
+	switch x := x.(type) {
+	case nil:
+		return "<nil>"
+	case error:
+		return x.Error()
+	case fmt.Stringer:
+		return x.String()
+	case []byte:
+		return string(x)
+	}
+	if b, err := json.Marshal(x); err == nil {
+		return string(b)
+	}
+	return fmt.Sprintf("%+v", x)
+}

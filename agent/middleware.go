@@ -1,0 +1,226 @@
+package agent
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
+)
+
+// unmatchedRoute is the route label of requests no route matched, so that
+// unknown paths cannot blow up metric cardinality.
+const unmatchedRoute = "unmatched"
+
+// maxRequestIDLen bounds an incoming X-Request-ID; longer or non-printable
+// values are replaced by a minted one.
+const maxRequestIDLen = 128
+
+type stateKey struct{}
+
+// requestState is what the middleware keeps for one request; it is found
+// through the request context by Logger and Transport.
+type requestState struct {
+	requestID string
+	clientIP  string
+	span      trace.Span
+	handler   logHandler
+	logger    *slog.Logger
+}
+
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
+}
+
+// log returns the request's logger, built on first use. A request is
+// served by one goroutine at a time, like gin.Context itself.
+func (st *requestState) log() *slog.Logger {
+	if st.logger == nil {
+		st.logger = slog.New(&st.handler)
+	}
+	return st.logger
+}
+
+// RequestID returns the request ID held by ctx, or "".
+func RequestID(ctx context.Context) string {
+	if st := stateFrom(ctx); st != nil {
+		return st.requestID
+	}
+	return ""
+}
+
+// decision is what policy enforcement decided for a request. Every request
+// passes for now; rate limits, breakers and degradation come with the
+// policy engine and will fill in Reject and Rule.
+type decision struct {
+	Reject bool
+	Status int
+	Rule   string
+}
+
+// decide runs the policy chain (degradation -> rate limit -> breaker)
+// before the handler.
+func (a *Agent) decide(_ *gin.Context, _, _ string) decision { return decision{} }
+
+// Middleware returns the Gin middleware: request ID, server span, metrics,
+// per-route heartbeat figures and the access log. It never fails a request
+// itself. Install it before the routes (engine.Use) so unmatched routes are
+// seen too.
+func (a *Agent) Middleware() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		a.metrics.active.Inc()
+
+		req := c.Request
+		requestID := req.Header.Get(wire.HeaderRequestID)
+		if !validRequestID(requestID) {
+			requestID = newRequestID()
+		}
+		c.Writer.Header()[wire.HeaderRequestID] = []string{requestID}
+
+		method := normalizeMethod(req.Method)
+		route := c.FullPath()
+		if route == "" {
+			route = unmatchedRoute
+		}
+		clientIP := c.ClientIP()
+		ctx := a.prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+		ctx, span := a.tracer.Start(ctx, a.names.get(method, route),
+			trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(
+				attribute.String("http.request.method", method),
+				attribute.String("http.route", route),
+				attribute.String("url.path", req.URL.Path),
+				attribute.String("client.address", clientIP),
+				attribute.String(wire.AttrRequestID, requestID),
+			))
+		st := &requestState{requestID: requestID, clientIP: clientIP, span: span}
+		st.handler = logHandler{sink: a.sink, req: st}
+		c.Request = req.WithContext(context.WithValue(ctx, stateKey{}, st))
+
+		defer func() {
+			if p := recover(); p != nil {
+				span.SetStatus(codes.Error, fmt.Sprint("panic: ", p))
+				a.finish(c, st, method, route, http.StatusInternalServerError, start)
+				panic(p)
+			}
+		}()
+
+		if d := a.decide(c, method, route); d.Reject {
+			span.SetAttributes(attribute.String("pilothouse.rule", d.Rule))
+			c.AbortWithStatus(d.Status)
+		} else {
+			c.Next()
+		}
+		a.finish(c, st, method, route, c.Writer.Status(), start)
+	}
+}
+
+// finish ends the span and records metrics, route figures and the access
+// log line.
+func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, status int, start time.Time) {
+	span := st.span
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	for _, e := range c.Errors {
+		span.RecordError(e.Err)
+	}
+	switch {
+	case status >= 500:
+		span.SetStatus(codes.Error, http.StatusText(status))
+	case len(c.Errors) > 0:
+		span.SetStatus(codes.Error, c.Errors.Last().Error())
+	}
+	span.End()
+
+	d := time.Since(start)
+	a.metrics.duration.WithLabelValues(method, route, statusText(status)).Observe(d.Seconds())
+	a.routes.Observe(method, route, status, d)
+	a.metrics.active.Dec()
+
+	if a.cfg.accessLog {
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		st.log().LogAttrs(context.Background(), level, "request",
+			slog.String("method", method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Duration("duration", d),
+			slog.String("client_ip", st.clientIP),
+		)
+	}
+}
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 16 random bytes as 32 hex digits. math/rand/v2's
+// top-level functions use a per-thread ChaCha8 source: no shared lock.
+func newRequestID() string {
+	var raw [16]byte
+	binary.LittleEndian.PutUint64(raw[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(raw[8:], rand.Uint64())
+	var out [32]byte
+	return string(hexEncode(out[:], raw[:]))
+}
+
+// normalizeMethod keeps the label set bounded: unknown methods become
+// "_OTHER", as the OpenTelemetry HTTP conventions say.
+func normalizeMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch,
+		http.MethodHead, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
+}
+
+// spanNames caches "METHOD /route" strings so that naming a span does not
+// allocate. Methods and routes are both bounded sets.
+type spanNames struct {
+	mu    sync.RWMutex
+	names map[[2]string]string
+}
+
+const maxSpanNames = 4096
+
+func (n *spanNames) init() { n.names = make(map[[2]string]string) }
+
+func (n *spanNames) get(method, route string) string {
+	k := [2]string{method, route}
+	n.mu.RLock()
+	s, ok := n.names[k]
+	n.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = method + " " + route
+	n.mu.Lock()
+	if len(n.names) < maxSpanNames {
+		n.names[k] = s
+	}
+	n.mu.Unlock()
+	return s
+}
