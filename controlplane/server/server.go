@@ -19,6 +19,8 @@ import (
 	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/api"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
+	"github.com/pilothouse/pilothouse/controlplane/policy"
+	"github.com/pilothouse/pilothouse/controlplane/policyapi"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
@@ -48,6 +50,7 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	store    *store.Store
+	policies *policy.Store
 	registry *registry.Registry
 	metrics  *prometheus.Registry
 	handler  http.Handler
@@ -69,9 +72,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
+	pol, err := policy.Open(cfg.DataDir, cfg.Now)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("server: open policy store: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		store:    st,
+		policies: pol,
 		registry: registry.New(registry.Options{}),
 		metrics:  prometheus.NewRegistry(),
 	}
@@ -85,8 +94,10 @@ func New(cfg Config) (*Server, error) {
 		Registerer: s.metrics,
 		Now:        cfg.Now,
 	}
+	policyCfg := policyapi.Config{Store: pol}
 	if cfg.AgentToken != "" {
 		ingestCfg.Authenticate = ingest.BearerToken(cfg.AgentToken)
+		policyCfg.AuthenticateAgent = ingestCfg.Authenticate
 	}
 	in := ingest.New(ingestCfg)
 
@@ -95,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("POST "+wire.PathLogs, in.Logs())
 	mux.Handle("POST "+wire.PathHeartbeat, in.Heartbeats())
 	api.New(st, s.registry, cfg.Now, cfg.Logger).Register(mux)
+	policyapi.New(policyCfg).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mountDashboard(mux, st, s.registry, cfg)
@@ -107,6 +119,9 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Store returns the embedded store.
 func (s *Server) Store() *store.Store { return s.store }
+
+// Policies returns the policy store.
+func (s *Server) Policies() *policy.Store { return s.policies }
 
 // Registry returns the instance registry.
 func (s *Server) Registry() *registry.Registry { return s.registry }
@@ -137,7 +152,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
-	errs = append(errs, s.store.Close())
+	errs = append(errs, s.store.Close(), s.policies.Close())
 	return errors.Join(errs...)
 }
 
