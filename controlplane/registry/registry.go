@@ -134,6 +134,7 @@ type Registry struct {
 }
 
 type serviceState struct {
+	firstSeen time.Time
 	instances map[string]*Instance
 	// buckets holds per-route figures keyed by bucket start.
 	buckets map[int64]map[routeKey]*routeBucket
@@ -178,6 +179,8 @@ func (r *Registry) Observe(hb wire.Heartbeat, remoteAddr string, now time.Time) 
 			return
 		}
 		svc = &serviceState{
+			// The first beat reports the interval before it.
+			firstSeen: now.Add(-hb.Interval.D()),
 			instances: map[string]*Instance{},
 			buckets:   map[int64]map[routeKey]*routeBucket{},
 			routes:    map[routeKey]struct{}{},
@@ -355,11 +358,21 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 	s.Series = r.seriesLocked(svc, now)
 	rate := r.windowLocked(svc, now, r.opts.RateWindow)
 	if rate.requests > 0 {
-		s.RequestsPerSec = float64(rate.requests) / r.opts.RateWindow.Seconds()
+		s.RequestsPerSec = float64(rate.requests) / observed(svc, now, r.opts.RateWindow).Seconds()
 		s.ErrorRate = float64(rate.errors) / float64(rate.requests)
 		s.P95 = rate.percentile(rate.p95w)
 	}
 	return s, true
+}
+
+// observed is how much of window the registry has seen of svc, so that
+// rates are not understated in a service's first minutes. It is at least one second.
+func observed(svc *serviceState, now time.Time, window time.Duration) time.Duration {
+	seen := now.Sub(svc.firstSeen)
+	if seen < time.Second {
+		seen = time.Second
+	}
+	return min(seen, window)
 }
 
 func instanceHealth(in *Instance, now time.Time) Health {
@@ -424,7 +437,7 @@ func (r *Registry) routesLocked(svc *serviceState, now time.Time) []RouteStats {
 			Route:          k.route,
 			Requests:       a.requests,
 			Errors:         a.errors,
-			RequestsPerSec: float64(a.requests) / r.opts.RouteWindow.Seconds(),
+			RequestsPerSec: float64(a.requests) / observed(svc, now, r.opts.RouteWindow).Seconds(),
 			ErrorRate:      float64(a.errors) / float64(a.requests),
 			P50:            a.percentile(a.p50w),
 			P95:            a.percentile(a.p95w),

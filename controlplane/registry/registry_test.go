@@ -85,7 +85,8 @@ func TestRoutesAndRates(t *testing.T) {
 	if want := 70 * time.Millisecond; rs.P95 != want {
 		t.Errorf("weighted p95: got %s, want %s", rs.P95, want)
 	}
-	if want := 400.0 / 60; s.RequestsPerSec != want {
+	// Seen for 7 s: the first beat's 5 s interval plus 2 s.
+	if want := 400.0 / 7; s.RequestsPerSec != want {
 		t.Errorf("req/s: got %v, want %v", s.RequestsPerSec, want)
 	}
 	if want := 10.0 / 400; s.ErrorRate != want {
@@ -142,5 +143,14 @@ func TestRouteCardinalityCap(t *testing.T) {
 	}
 	if other != 50 {
 		t.Errorf("other bucket: got %d requests, want 50", other)
+	}
+}
+
+func TestRateOfANewService(t *testing.T) {
+	r := New(Options{})
+	r.Observe(beat("orders", "a", route("GET", "/x", 100, 0, time.Millisecond)), "", t0)
+	s, _ := r.Service("orders", t0.Add(10*time.Second))
+	if want := 100.0 / 15; s.RequestsPerSec != want {
+		t.Errorf("req/s 10 s after a first beat covering 5 s: got %v, want %v", s.RequestsPerSec, want)
 	}
 }
