@@ -2,6 +2,7 @@
 //
 //	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data]
 //	go run ./controlplane demo  [--addr 127.0.0.1:7070] [--rate 8]
+//	go run ./controlplane policy get|diff|apply ...
 //
 // serve runs the control plane alone; demo also starts the example shop
 // with the agent embedded and sends it traffic, so the dashboard has live
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/controlplane/demo"
+	"github.com/pilothouse/pilothouse/controlplane/policycli"
 	"github.com/pilothouse/pilothouse/controlplane/server"
 )
 
@@ -35,6 +37,7 @@ const usage = `usage: controlplane <command> [flags]
 commands:
   serve   run the control plane (dashboard, API, OTLP ingest)
   demo    run the control plane plus the example shop and traffic
+  policy  get, diff or apply a service's policy (policy -h for more)
 
 run "controlplane <command> -h" for the flags of a command
 `
@@ -60,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "policy":
+		return policycli.Run(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
