@@ -199,7 +199,7 @@ func logsView(p logsProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if len(p.Lines) == 0 && !p.Live {
+			if len(p.Lines) == 0 {
 				if p.Filtered {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "<p class=\"empty\" data-testid=\"empty-state\">No log lines match these filters.</p>")
 					if templ_7745c5c3_Err != nil {

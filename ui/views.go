@@ -121,6 +121,10 @@ func newWaterfall(t Trace) waterfall {
 		}
 		children[p] = append(children[p], i)
 	}
+	if len(roots) == 0 {
+		// Every span names a parent: a cycle. Start from the earliest.
+		roots = []int{0}
+	}
 	w.Start = start
 	w.Total = max(end.Sub(start), time.Nanosecond)
 	w.RootName = spans[roots[0]].Name

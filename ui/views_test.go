@@ -1,0 +1,213 @@
+package ui
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWaterfallLayout(t *testing.T) {
+	start := testNow
+	tests := []struct {
+		name      string
+		spans     []Span
+		wantOrder string // span IDs in row order
+		wantDepth []int
+	}{
+		{
+			name: "children follow their parent, siblings by start",
+			spans: []Span{
+				{SpanID: "r", Start: start, Duration: 100 * time.Millisecond},
+				{SpanID: "b", ParentSpanID: "r", Start: start.Add(50 * time.Millisecond), Duration: 10 * time.Millisecond},
+				{SpanID: "a", ParentSpanID: "r", Start: start.Add(10 * time.Millisecond), Duration: 10 * time.Millisecond},
+				{SpanID: "a1", ParentSpanID: "a", Start: start.Add(11 * time.Millisecond), Duration: time.Millisecond},
+			},
+			wantOrder: "r a a1 b",
+			wantDepth: []int{0, 1, 2, 1},
+		},
+		{
+			name: "unknown parent becomes a root",
+			spans: []Span{
+				{SpanID: "x", ParentSpanID: "gone", Start: start, Duration: time.Millisecond},
+				{SpanID: "y", ParentSpanID: "x", Start: start, Duration: time.Millisecond},
+			},
+			wantOrder: "x y",
+			wantDepth: []int{0, 1},
+		},
+		{
+			name: "a parent cycle is still shown",
+			spans: []Span{
+				{SpanID: "p", ParentSpanID: "q", Start: start, Duration: time.Millisecond},
+				{SpanID: "q", ParentSpanID: "p", Start: start.Add(time.Millisecond), Duration: time.Millisecond},
+			},
+			wantOrder: "p q",
+			wantDepth: []int{0, 1},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWaterfall(Trace{TraceID: "t", Spans: tt.spans})
+			var order []string
+			var depth []int
+			for _, r := range w.Rows {
+				order = append(order, r.Span.SpanID)
+				depth = append(depth, r.Depth)
+				if r.Offset < 0 || r.Offset+r.Width > 100.0001 {
+					t.Errorf("span %s: offset %.2f width %.2f outside the axis", r.Span.SpanID, r.Offset, r.Width)
+				}
+			}
+			if got := strings.Join(order, " "); got != tt.wantOrder {
+				t.Errorf("order: got %q, want %q", got, tt.wantOrder)
+			}
+			if fmt.Sprint(depth) != fmt.Sprint(tt.wantDepth) {
+				t.Errorf("depth: got %v, want %v", depth, tt.wantDepth)
+			}
+		})
+	}
+}
+
+func TestWaterfallDeepChain(t *testing.T) {
+	var spans []Span
+	for i := range 5000 {
+		spans = append(spans, Span{SpanID: fmt.Sprint(i), ParentSpanID: fmt.Sprint(i - 1), Start: testNow.Add(time.Duration(i)), Duration: time.Duration(5000 - i)})
+	}
+	spans[0].ParentSpanID = ""
+	w := newWaterfall(Trace{Spans: spans})
+	if got := len(w.Rows); got != 5000 {
+		t.Fatalf("rows: got %d, want 5000", got)
+	}
+	if got := w.Rows[4999].Depth; got != 4999 {
+		t.Errorf("last depth: got %d, want 4999", got)
+	}
+	if got := indent(4999); got != indent(maxIndent) {
+		t.Errorf("indent is not capped: got %s", got)
+	}
+}
+
+func TestServiceMapLayout(t *testing.T) {
+	tests := []struct {
+		name      string
+		edges     []Edge
+		wantX     map[string]float64
+		wantRates map[string]string // caller>callee -> req/s
+	}{
+		{
+			name:  "chain left to right",
+			edges: []Edge{{Caller: "orders", Callee: "payments", Requests: 600, Errors: 60}, {Caller: "gateway", Callee: "orders", Requests: 900}},
+			wantX: map[string]float64{"gateway": mapMargin, "orders": mapMargin + mapColumnGap, "payments": mapMargin + 2*mapColumnGap},
+		},
+		{
+			name:  "cycle terminates",
+			edges: []Edge{{Caller: "a", Callee: "b", Requests: 1}, {Caller: "b", Callee: "a", Requests: 1}, {Caller: "a", Callee: "a", Requests: 1}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newServiceMap(tt.edges, 5*time.Minute)
+			for _, n := range m.Nodes {
+				if want, ok := tt.wantX[n.Name]; ok && n.X != want {
+					t.Errorf("%s x: got %.0f, want %.0f", n.Name, n.X, want)
+				}
+				if n.X+mapNodeWidth > m.Width || n.Y+mapNodeHeight > m.Height {
+					t.Errorf("%s outside the canvas", n.Name)
+				}
+			}
+			if len(m.Edges) != len(tt.edges) {
+				t.Errorf("edges: got %d, want %d", len(m.Edges), len(tt.edges))
+			}
+		})
+	}
+	m := newServiceMap([]Edge{{Caller: "a", Callee: "b", Requests: 600, Errors: 60}}, 5*time.Minute)
+	if e := m.Edges[0]; e.RequestsPerSec != 2 || e.ErrorRate != 0.1 {
+		t.Errorf("rates: got %v req/s %v errors, want 2 and 0.1", e.RequestsPerSec, e.ErrorRate)
+	}
+}
+
+func TestSparkline(t *testing.T) {
+	s := newSparkline(series(testNow, 10))
+	if s.Empty || strings.Count(s.Requests, ",") != 30 || strings.Count(s.Errors, ",") != 30 {
+		t.Errorf("got %+v, want 30 points per line", s)
+	}
+	if e := newSparkline(make([]Point, 30)); !e.Empty {
+		t.Errorf("all-zero series: got not empty, want empty")
+	}
+}
+
+func TestFormatting(t *testing.T) {
+	tests := []struct {
+		name, got, want string
+	}{
+		{"ns", formatDuration(800), "800ns"},
+		{"µs", formatDuration(1500 * time.Nanosecond), "1.50µs"},
+		{"ms", formatDuration(12345 * time.Microsecond), "12.3ms"},
+		{"s", formatDuration(2500 * time.Millisecond), "2.50s"},
+		{"min", formatDuration(90 * time.Second), "1m30s"},
+		{"rate", formatRate(8.25), "8.25/s"},
+		{"slow rate", formatRate(0.05), "3.0/min"},
+		{"percent", formatPercent(0.0123), "1.2%"},
+		{"tiny percent", formatPercent(0.0001), "<0.1%"},
+		{"age", formatAge(testNow, testNow.Add(-3*time.Second)), "3s ago"},
+		{"count", formatCount(int64(123456)), "123.5k"},
+		{"seconds", seconds(5 * time.Second), "5s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Errorf("got %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+	if serviceClass("orders") != serviceClass("orders") || !strings.HasPrefix(serviceClass("x"), "svc-") {
+		t.Errorf("service colour class is not stable")
+	}
+}
+
+func TestParseDurationAndTimes(t *testing.T) {
+	tests := []struct {
+		name, since string
+		want        time.Time
+		wantErr     bool
+	}{
+		{"age", "15m", testNow.Add(-15 * time.Minute), false},
+		{"days", "2d", testNow.Add(-48 * time.Hour), false},
+		{"rfc3339", "2026-11-24T10:00:00+01:00", time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC), false},
+		{"datetime-local", "2026-11-24T10:00", time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), false},
+		{"date", "2026-11-24", time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC), false},
+		{"nonsense", "last tuesday", time.Time{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, _, _, err := parseTraceQuery(url.Values{"since": {tt.since}}, testNow)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err: got %v, want error %v", err, tt.wantErr)
+			}
+			if !q.Since.Equal(tt.want) {
+				t.Errorf("since: got %v, want %v", q.Since, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParseQueries(f *testing.F) {
+	f.Add("service=orders&status=5xx&min=250ms&since=15m")
+	f.Add("until=2026-11-24T10:00&since=2026-11-24T11:00")
+	f.Add("trace_id=ZZZ&limit=-1&before=abc&level=loud")
+	f.Add("q=%3Cscript%3E&since=1e300d&min=-1s")
+	f.Add("sort=p95&dir=desc&window=24h")
+	f.Fuzz(func(t *testing.T, raw string) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		if q, _, _, err := parseTraceQuery(v, testNow); err == nil && (q.Limit < 1 || q.Limit > maxRows || q.MinDuration < 0) {
+			t.Errorf("trace query out of range: %+v", q)
+		}
+		if q, _, err := parseLogQuery(v, testNow); err == nil && (q.Limit < 1 || q.Limit > maxRows || q.BeforeSeq < 0) {
+			t.Errorf("log query out of range: %+v", q)
+		}
+		_, _, _ = parseRouteSort(v)
+		_, _ = parseWindow(v)
+	})
+}
