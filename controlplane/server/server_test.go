@@ -1,0 +1,161 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// start runs a control plane on a free loopback port over dir.
+func start(t *testing.T, dir, token string) (string, *Server) {
+	t.Helper()
+	srv, err := New(Config{DataDir: dir, AgentToken: token})
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), srv
+}
+
+func stop(t *testing.T, srv *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+const otlpTraceJSON = `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},
+"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"GET /cart",
+"kind":2,"startTimeUnixNano":"1764000000000000000","endTimeUnixNano":"1764000000250000000",
+"attributes":[{"key":"request_id","value":{"stringValue":"req-restart-1"}},{"key":"http.route","value":{"stringValue":"/cart"}}]}]}]}]}`
+
+const otlpLogJSON = `{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},
+"scopeLogs":[{"logRecords":[{"timeUnixNano":"1764000000100000000","severityNumber":9,"body":{"stringValue":"cart loaded"},
+"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
+"attributes":[{"key":"request_id","value":{"stringValue":"req-restart-1"}}]}]}]}]}`
+
+func post(t *testing.T, url, token, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestAcknowledgedDataSurvivesRestart: what ingest acknowledged with 200 is
+// queryable after the control plane restarts on the same data directory.
+func TestAcknowledgedDataSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	url, srv := start(t, dir, "")
+	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
+		t.Fatalf("POST /v1/traces: got %d, want 200", code)
+	}
+	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
+		t.Fatalf("POST /v1/logs: got %d, want 200", code)
+	}
+	stop(t, srv)
+
+	url, srv = start(t, dir, "")
+	defer stop(t, srv)
+	code, body := get(t, url+"/api/v1/traces?request_id=req-restart-1")
+	var traces struct {
+		Traces []struct {
+			TraceID string `json:"trace_id"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &traces); err != nil || code != 200 || len(traces.Traces) != 1 || traces.Traces[0].TraceID != "5b8efff798038103d269b633813fc60c" {
+		t.Fatalf("trace after restart: got %d %s", code, body)
+	}
+	code, body = get(t, url+"/api/v1/logs?request_id=req-restart-1")
+	if code != 200 || !strings.Contains(body, "cart loaded") {
+		t.Fatalf("logs after restart: got %d %s", code, body)
+	}
+}
+
+func TestAgentTokenRequired(t *testing.T) {
+	url, srv := start(t, t.TempDir(), "s3cret")
+	defer stop(t, srv)
+	tests := []struct {
+		name  string
+		path  string
+		token string
+		want  int
+	}{
+		{name: "traces without token", path: "/v1/traces", want: 401},
+		{name: "traces wrong token", path: "/v1/traces", token: "nope", want: 401},
+		{name: "traces right token", path: "/v1/traces", token: "s3cret", want: 200},
+		{name: "logs without token", path: "/v1/logs", want: 401},
+		{name: "heartbeat without token", path: "/api/v1/agents/heartbeat", want: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := otlpTraceJSON
+			if tt.path == "/v1/logs" {
+				body = otlpLogJSON
+			}
+			if got := post(t, url+tt.path, tt.token, body); got != tt.want {
+				t.Errorf("got %d, want %d", got, tt.want)
+			}
+		})
+	}
+	if code, _ := get(t, url+"/api/v1/agents/policy?service=a&version=0&wait=0s"); code != 401 {
+		t.Errorf("policy long-poll without token: got %d, want 401", code)
+	}
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	url, srv := start(t, t.TempDir(), "")
+	defer stop(t, srv)
+	post(t, url+"/v1/traces", "", otlpTraceJSON)
+	code, body := get(t, url+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics: got %d", code)
+	}
+	for _, want := range []string{"pilothouse_store_spans 1", "pilothouse_store_size_bytes", "pilothouse_ingest_spans_total", "pilothouse_store_queue_depth"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if code, body := get(t, url+"/healthz"); code != 200 || !strings.Contains(body, `"ok":true`) {
+		t.Errorf("/healthz: got %d %s", code, body)
+	}
+	if code, body := get(t, url+"/api/v1/traces?limit=abc"); code != 400 || !strings.Contains(body, `"field":"limit"`) {
+		t.Errorf("bad parameter: got %d %s", code, body)
+	}
+	if code, _ := get(t, url+"/api/v1/traces/nothex"); code != 400 {
+		t.Errorf("bad trace id: got %d, want 400", code)
+	}
+	if code, _ := get(t, url+"/api/v1/traces/00000000000000000000000000000001"); code != 404 {
+		t.Errorf("unknown trace: got %d, want 404", code)
+	}
+}
