@@ -29,6 +29,52 @@ type Heartbeat struct {
 	// set when it rejected a newer one (a NACK).
 	PolicyVersion int64  `json:"policy_version,omitempty"`
 	PolicyError   string `json:"policy_error,omitempty"`
+	// PolicyErrorVersion is the version that was rejected.
+	PolicyErrorVersion int64 `json:"policy_error_version,omitempty"`
+
+	// Rules are cumulative counters of what each rule did.
+	Rules []RuleStats `json:"rules,omitempty"`
+	// Breakers are the current states of the agent's circuit breakers.
+	Breakers []BreakerStatus `json:"breakers,omitempty"`
+}
+
+// RuleStats counts how often one rule took one action (passed, limited,
+// degraded, broken, routed, shadow) since the agent started.
+type RuleStats struct {
+	RuleID string `json:"rule_id"`
+	Action string `json:"action"`
+	Count  uint64 `json:"count"`
+}
+
+// BreakerStatus is one circuit breaker's state.
+type BreakerStatus struct {
+	RuleID string `json:"rule_id"`
+	// Target is the outbound service, or empty for an inbound route.
+	Target string    `json:"target,omitempty"`
+	State  string    `json:"state"` // closed, open, half-open
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// HeartbeatReply is the control plane's answer to a heartbeat: what the
+// agent needs to route outbound calls and share cluster-wide limits.
+type HeartbeatReply struct {
+	OK bool `json:"ok"`
+	// PolicyVersion is the control plane's current policy version for the
+	// service; an agent behind it re-polls at once.
+	PolicyVersion int64 `json:"policy_version,omitempty"`
+	// Endpoints maps each service name to its live instances.
+	Endpoints map[string][]Endpoint `json:"endpoints,omitempty"`
+	// RateShares maps a cluster-scoped rate-limit rule ID to this
+	// instance's share of its rate, in requests per second.
+	RateShares map[string]float64 `json:"rate_shares,omitempty"`
+}
+
+// Endpoint is one live instance of a service.
+type Endpoint struct {
+	Instance string `json:"instance"`
+	Address  string `json:"address"`
+	Version  string `json:"version,omitempty"`
 }
 
 // CheckResult is the outcome of one user-registered health check.
@@ -69,6 +115,7 @@ const (
 	MaxNameLen        = 200
 	MaxChecks         = 64
 	MaxRoutes         = 1000
+	MaxRuleStats      = 1000
 	MaxMessageLen     = 2000
 	MinBeatInterval   = 100 * time.Millisecond
 	MaxBeatInterval   = 10 * time.Minute
@@ -102,6 +149,23 @@ func (h *Heartbeat) Validate() error {
 		checkName(&es, fmt.Sprintf("routes[%d].method", i), r.Method, true)
 		if r.Requests < 0 || r.Errors < 0 || r.Errors > r.Requests {
 			es = append(es, FieldError{fmt.Sprintf("routes[%d].errors", i), "requests and errors must be >= 0 and errors <= requests"})
+		}
+	}
+	if len(h.Rules) > MaxRuleStats {
+		es = append(es, FieldError{"rules", fmt.Sprintf("at most %d entries", MaxRuleStats)})
+	}
+	for i, r := range h.Rules {
+		checkName(&es, fmt.Sprintf("rules[%d].rule_id", i), r.RuleID, true)
+		checkName(&es, fmt.Sprintf("rules[%d].action", i), r.Action, true)
+	}
+	if len(h.Breakers) > MaxRuleStats {
+		es = append(es, FieldError{"breakers", fmt.Sprintf("at most %d entries", MaxRuleStats)})
+	}
+	for i, b := range h.Breakers {
+		checkName(&es, fmt.Sprintf("breakers[%d].rule_id", i), b.RuleID, true)
+		checkName(&es, fmt.Sprintf("breakers[%d].state", i), b.State, true)
+		if len(b.Reason) > MaxMessageLen {
+			es = append(es, FieldError{fmt.Sprintf("breakers[%d].reason", i), fmt.Sprintf("longer than %d bytes", MaxMessageLen)})
 		}
 	}
 	if len(h.PolicyError) > MaxMessageLen {
