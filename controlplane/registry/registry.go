@@ -73,20 +73,41 @@ func (o *Options) fill() {
 
 // Instance is one agent as last reported.
 type Instance struct {
-	ID            string              `json:"id"`
-	Service       string              `json:"service"`
-	Address       string              `json:"address,omitempty"`
-	Version       string              `json:"version,omitempty"`
-	RemoteAddr    string              `json:"remote_addr,omitempty"`
-	StartedAt     time.Time           `json:"started_at"`
-	LastSeen      time.Time           `json:"last_seen"`
-	Interval      time.Duration       `json:"interval"`
-	Health        Health              `json:"health"`
-	Checks        []wire.CheckResult  `json:"checks,omitempty"`
-	PolicyVersion int64               `json:"policy_version,omitempty"`
-	PolicyError   string              `json:"policy_error,omitempty"`
-	Telemetry     wire.TelemetryStats `json:"telemetry"`
+	ID            string             `json:"id"`
+	Service       string             `json:"service"`
+	Address       string             `json:"address,omitempty"`
+	Version       string             `json:"version,omitempty"`
+	RemoteAddr    string             `json:"remote_addr,omitempty"`
+	StartedAt     time.Time          `json:"started_at"`
+	LastSeen      time.Time          `json:"last_seen"`
+	Interval      time.Duration      `json:"interval"`
+	Health        Health             `json:"health"`
+	Checks        []wire.CheckResult `json:"checks,omitempty"`
+	PolicyVersion int64              `json:"policy_version,omitempty"`
+	PolicyError   string             `json:"policy_error,omitempty"`
+	// PolicyErrorVersion is the policy version the instance rejected.
+	PolicyErrorVersion int64 `json:"policy_error_version,omitempty"`
+	// PolicyAppliedAt is when the instance first reported PolicyVersion.
+	PolicyAppliedAt time.Time            `json:"policy_applied_at"`
+	Telemetry       wire.TelemetryStats  `json:"telemetry"`
+	Rules           []wire.RuleStats     `json:"rules,omitempty"`
+	Breakers        []wire.BreakerStatus `json:"breakers,omitempty"`
 }
+
+// BreakerEvent is one observed change of a breaker's state on one
+// instance.
+type BreakerEvent struct {
+	Time     time.Time `json:"time"`
+	Instance string    `json:"instance"`
+	RuleID   string    `json:"rule_id"`
+	Target   string    `json:"target,omitempty"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// MaxBreakerEvents bounds the breaker history kept per service.
+const MaxBreakerEvents = 500
 
 // RouteStats are RED figures for one route over the route window.
 type RouteStats struct {
@@ -122,6 +143,10 @@ type Service struct {
 	Series         []Point             `json:"series"`
 	Telemetry      wire.TelemetryStats `json:"telemetry"`
 	LastHeartbeat  time.Time           `json:"last_heartbeat"`
+	// Rules sums each rule's action counters over the live instances.
+	Rules []wire.RuleStats `json:"rules,omitempty"`
+	// BreakerEvents are the breaker state changes seen, oldest first.
+	BreakerEvents []BreakerEvent `json:"breaker_events,omitempty"`
 }
 
 // Registry holds instances and their recent traffic figures.
@@ -139,6 +164,7 @@ type serviceState struct {
 	// buckets holds per-route figures keyed by bucket start.
 	buckets map[int64]map[routeKey]*routeBucket
 	routes  map[routeKey]struct{}
+	events  []BreakerEvent
 }
 
 type routeKey struct{ method, route string }
@@ -203,9 +229,15 @@ func (r *Registry) Observe(hb wire.Heartbeat, remoteAddr string, now time.Time) 
 	inst.LastSeen = now
 	inst.Interval = hb.Interval.D()
 	inst.Checks = append(inst.Checks[:0], hb.Checks...)
+	if hb.PolicyVersion != inst.PolicyVersion || inst.PolicyAppliedAt.IsZero() {
+		inst.PolicyAppliedAt = now
+	}
 	inst.PolicyVersion = hb.PolicyVersion
 	inst.PolicyError = hb.PolicyError
+	inst.PolicyErrorVersion = hb.PolicyErrorVersion
 	inst.Telemetry = hb.Telemetry
+	inst.Rules = append(inst.Rules[:0], hb.Rules...)
+	svc.recordBreakers(inst, hb.Breakers, now)
 
 	start := now.Truncate(r.opts.Bucket).UnixNano()
 	b, ok := svc.buckets[start]
@@ -232,6 +264,33 @@ func (r *Registry) Observe(hb wire.Heartbeat, remoteAddr string, now time.Time) 
 		rb.add(rs)
 	}
 	r.pruneLocked(svc, now)
+}
+
+// recordBreakers notes every breaker whose state differs from the
+// instance's previous report, then keeps the new states.
+func (svc *serviceState) recordBreakers(inst *Instance, states []wire.BreakerStatus, now time.Time) {
+	prev := map[string]string{}
+	for _, b := range inst.Breakers {
+		prev[b.RuleID+"\x00"+b.Target] = b.State
+	}
+	for _, b := range states {
+		from, seen := prev[b.RuleID+"\x00"+b.Target]
+		if !seen {
+			from = "closed"
+		}
+		if from == b.State {
+			continue
+		}
+		at := b.Since
+		if at.IsZero() || at.After(now) {
+			at = now
+		}
+		svc.events = append(svc.events, BreakerEvent{Time: at, Instance: inst.ID, RuleID: b.RuleID, Target: b.Target, From: from, To: b.State, Reason: b.Reason})
+	}
+	if over := len(svc.events) - MaxBreakerEvents; over > 0 {
+		svc.events = append(svc.events[:0], svc.events[over:]...)
+	}
+	inst.Breakers = append(inst.Breakers[:0], states...)
 }
 
 func (b *routeBucket) add(rs wire.RouteSummary) {
@@ -329,9 +388,12 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 	r.pruneLocked(svc, now)
 	s := Service{Name: name}
 	down, degraded := 0, 0
+	rules := map[[2]string]uint64{}
 	for _, in := range svc.instances {
 		c := *in
 		c.Checks = append([]wire.CheckResult(nil), in.Checks...)
+		c.Rules = append([]wire.RuleStats(nil), in.Rules...)
+		c.Breakers = append([]wire.BreakerStatus(nil), in.Breakers...)
 		c.Health = instanceHealth(in, now)
 		switch c.Health {
 		case Down:
@@ -343,8 +405,23 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 			s.LastHeartbeat = c.LastSeen
 		}
 		addTelemetry(&s.Telemetry, c.Telemetry)
+		if c.Health != Down {
+			for _, r := range c.Rules {
+				rules[[2]string{r.RuleID, r.Action}] += r.Count
+			}
+		}
 		s.Instances = append(s.Instances, c)
 	}
+	for k, n := range rules {
+		s.Rules = append(s.Rules, wire.RuleStats{RuleID: k[0], Action: k[1], Count: n})
+	}
+	sort.Slice(s.Rules, func(i, j int) bool {
+		if s.Rules[i].RuleID != s.Rules[j].RuleID {
+			return s.Rules[i].RuleID < s.Rules[j].RuleID
+		}
+		return s.Rules[i].Action < s.Rules[j].Action
+	})
+	s.BreakerEvents = append([]BreakerEvent(nil), svc.events...)
 	sort.Slice(s.Instances, func(i, j int) bool { return s.Instances[i].ID < s.Instances[j].ID })
 	switch {
 	case down == len(s.Instances):

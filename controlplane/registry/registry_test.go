@@ -154,3 +154,34 @@ func TestRateOfANewService(t *testing.T) {
 		t.Errorf("req/s 10 s after a first beat covering 5 s: got %v, want %v", s.RequestsPerSec, want)
 	}
 }
+
+func TestRulesAndBreakerHistory(t *testing.T) {
+	r := New(Options{})
+	hb := beat("orders", "a")
+	hb.PolicyVersion = 3
+	hb.Rules = []wire.RuleStats{{RuleID: "rl", Action: "limited", Count: 5}}
+	hb.Breakers = []wire.BreakerStatus{{RuleID: "br", Target: "payments", State: "closed"}}
+	r.Observe(hb, "", t0)
+	hb2 := beat("orders", "b")
+	hb2.Rules = []wire.RuleStats{{RuleID: "rl", Action: "limited", Count: 2}}
+	r.Observe(hb2, "", t0)
+
+	hb.Breakers = []wire.BreakerStatus{{RuleID: "br", Target: "payments", State: "open", Since: t0.Add(time.Second), Reason: "errors 60%"}}
+	r.Observe(hb, "", t0.Add(2*time.Second))
+	hb.Breakers[0].State = "half-open"
+	r.Observe(hb, "", t0.Add(4*time.Second))
+
+	s, _ := r.Service("orders", t0.Add(4*time.Second))
+	if len(s.Rules) != 1 || s.Rules[0].Count != 7 {
+		t.Errorf("rule counters: got %+v, want limited=7", s.Rules)
+	}
+	if len(s.BreakerEvents) != 2 {
+		t.Fatalf("breaker events: got %+v, want 2", s.BreakerEvents)
+	}
+	if e := s.BreakerEvents[0]; e.From != "closed" || e.To != "open" || e.Reason != "errors 60%" || !e.Time.Equal(t0.Add(time.Second)) {
+		t.Errorf("first event: got %+v", e)
+	}
+	if in := s.Instances[0]; in.PolicyVersion != 3 || !in.PolicyAppliedAt.Equal(t0) {
+		t.Errorf("policy applied: got version %d at %s", in.PolicyVersion, in.PolicyAppliedAt)
+	}
+}
