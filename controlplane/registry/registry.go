@@ -549,3 +549,42 @@ func (r *Registry) seriesLocked(svc *serviceState, now time.Time) []Point {
 	}
 	return out
 }
+
+// Endpoints returns the live instances of every service that reported an
+// address, for agents to route outbound calls.
+func (r *Registry) Endpoints(now time.Time) map[string][]wire.Endpoint {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string][]wire.Endpoint{}
+	for name, svc := range r.services {
+		var eps []wire.Endpoint
+		for _, in := range svc.instances {
+			if in.Address == "" || instanceHealth(in, now) == Down {
+				continue
+			}
+			eps = append(eps, wire.Endpoint{Instance: in.ID, Address: in.Address, Version: in.Version})
+		}
+		if len(eps) > 0 {
+			sort.Slice(eps, func(i, j int) bool { return eps[i].Instance < eps[j].Instance })
+			out[name] = eps
+		}
+	}
+	return out
+}
+
+// LiveInstances counts the instances of service that are not down.
+func (r *Registry) LiveInstances(service string, now time.Time) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	svc, ok := r.services[service]
+	if !ok {
+		return 0
+	}
+	n := 0
+	for _, in := range svc.instances {
+		if instanceHealth(in, now) != Down {
+			n++
+		}
+	}
+	return n
+}

@@ -185,3 +185,22 @@ func TestRulesAndBreakerHistory(t *testing.T) {
 		t.Errorf("policy applied: got version %d at %s", in.PolicyVersion, in.PolicyAppliedAt)
 	}
 }
+
+func TestEndpointsAndLiveInstances(t *testing.T) {
+	r := New(Options{})
+	a := beat("orders", "a")
+	a.Address = "127.0.0.1:9001"
+	b := beat("orders", "b")
+	b.Address = "127.0.0.1:9002"
+	b.Version = "v2"
+	r.Observe(a, "", t0)
+	r.Observe(b, "", t0.Add(20*time.Second))
+	now := t0.Add(21 * time.Second) // a missed three beats
+	eps := r.Endpoints(now)["orders"]
+	if len(eps) != 1 || eps[0].Address != "127.0.0.1:9002" || eps[0].Version != "v2" {
+		t.Errorf("endpoints: got %+v, want only b", eps)
+	}
+	if n := r.LiveInstances("orders", now); n != 1 {
+		t.Errorf("live instances: got %d, want 1", n)
+	}
+}
