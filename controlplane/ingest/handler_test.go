@@ -305,7 +305,7 @@ func TestIngestBadInput(t *testing.T) {
 		{name: "truncated gzip", path: wire.PathTraces, contentType: ContentTypeJSON, encoding: "gzip", body: gzipBytes(t, []byte(`{"resourceSpans":[]}`))[:20], wantStatus: http.StatusBadRequest, wantMessage: "gzip"},
 		{name: "gzip bomb", path: wire.PathTraces, contentType: ContentTypeProtobuf, encoding: "gzip", body: bomb, wantStatus: http.StatusRequestEntityTooLarge, wantMessage: "decompressed body exceeds 1048576 bytes", wantProto: true},
 		{name: "oversize", path: wire.PathLogs, contentType: ContentTypeJSON, body: make([]byte, 70<<10), wantStatus: http.StatusRequestEntityTooLarge, wantMessage: "exceeds 65536 bytes"},
-		{name: "oversize gzip", path: wire.PathLogs, contentType: ContentTypeJSON, encoding: "gzip", body: gzipBytes(t, noise(200 << 10)), chunked: true, wantStatus: http.StatusRequestEntityTooLarge, wantMessage: "body exceeds 65536 bytes"},
+		{name: "oversize gzip", path: wire.PathLogs, contentType: ContentTypeJSON, encoding: "gzip", body: gzipBytes(t, noise(200<<10)), chunked: true, wantStatus: http.StatusRequestEntityTooLarge, wantMessage: "body exceeds 65536 bytes"},
 		{name: "oversize chunked", path: wire.PathLogs, contentType: ContentTypeJSON, body: make([]byte, 70<<10), chunked: true, wantStatus: http.StatusRequestEntityTooLarge, wantMessage: "exceeds 65536 bytes"},
 		{name: "malformed protobuf", path: wire.PathTraces, contentType: ContentTypeProtobuf, body: []byte("\x0a\xff\xff\xff\x0f"), wantStatus: http.StatusBadRequest, wantMessage: "malformed", wantProto: true},
 		{name: "malformed JSON", path: wire.PathLogs, contentType: ContentTypeJSON, body: []byte(`{"resourceLogs": [}`), wantStatus: http.StatusBadRequest, wantMessage: "OTLP/JSON logs"},
