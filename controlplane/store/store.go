@@ -41,17 +41,21 @@ type Store struct {
 	writeDB *sql.DB // exactly one connection, used only by the writer goroutine
 	w       *writer // owned by the writer goroutine
 	readDB  *sql.DB // read pool
+	// checkpointDB is the checkpointer goroutine's own connection.
+	checkpointDB *sql.DB
 
 	mu     sync.RWMutex // guards closed against sends on the closed queue
 	closed bool
 	queue  chan *writeReq
 	jobs   chan retentionJob
 
-	writerDone    chan struct{}
-	stopRetention chan struct{}
-	retentionDone chan struct{}
-	closeOnce     sync.Once
-	closeErr      error
+	writerDone     chan struct{}
+	stopRetention  chan struct{}
+	retentionDone  chan struct{}
+	stopCheckpoint chan struct{}
+	checkpointDone chan struct{}
+	closeOnce      sync.Once
+	closeErr       error
 
 	spans, logs, traces atomic.Int64
 	writeErrors         atomic.Int64
@@ -75,13 +79,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	path := filepath.Join(dir, FileName)
 	s := &Store{
-		opts:          opts,
-		path:          path,
-		queue:         make(chan *writeReq, opts.QueueSize),
-		jobs:          make(chan retentionJob),
-		writerDone:    make(chan struct{}),
-		stopRetention: make(chan struct{}),
-		retentionDone: make(chan struct{}),
+		opts:           opts,
+		path:           path,
+		queue:          make(chan *writeReq, opts.QueueSize),
+		jobs:           make(chan retentionJob),
+		writerDone:     make(chan struct{}),
+		stopRetention:  make(chan struct{}),
+		retentionDone:  make(chan struct{}),
+		stopCheckpoint: make(chan struct{}),
+		checkpointDone: make(chan struct{}),
 	}
 	ctx := context.Background()
 	if err := s.openWriter(ctx); err != nil {
@@ -92,13 +98,21 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.writeDB.Close()
 		return nil, err
 	}
-	if err := s.loadCounts(ctx); err != nil {
+	if err := s.openCheckpointer(); err != nil {
 		s.w.close()
 		s.writeDB.Close()
 		s.readDB.Close()
 		return nil, err
 	}
+	if err := s.loadCounts(ctx); err != nil {
+		s.w.close()
+		s.writeDB.Close()
+		s.readDB.Close()
+		s.checkpointDB.Close()
+		return nil, err
+	}
 	go s.runWriter()
+	go s.runCheckpointer()
 	if opts.RetentionInterval > 0 {
 		go s.runRetention()
 	} else {
@@ -129,7 +143,7 @@ func (s *Store) openWriter(ctx context.Context) error {
 		"PRAGMA synchronous = " + s.opts.Synchronous,
 		"PRAGMA cache_size = " + fmt.Sprint(-writerCacheKiB),
 		"PRAGMA temp_store = MEMORY",
-		"PRAGMA wal_autocheckpoint = " + fmt.Sprint(walAutocheckpointPages),
+		"PRAGMA wal_autocheckpoint = 0", // see checkpoint.go
 		"PRAGMA journal_size_limit = " + fmt.Sprint(walSizeLimitBytes),
 	}
 	for _, p := range pragmas {
@@ -231,7 +245,11 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.writerDone
-		s.closeErr = errors.Join(s.w.close(), s.writeDB.Close(), s.readDB.Close())
+		close(s.stopCheckpoint)
+		<-s.checkpointDone
+		// Leave a small WAL behind; SQLite also checkpoints on last close.
+		ckErr := s.checkpoint(context.Background(), "TRUNCATE")
+		s.closeErr = errors.Join(s.w.close(), s.writeDB.Close(), s.readDB.Close(), ckErr, s.checkpointDB.Close())
 		if s.closeErr != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", s.closeErr)
 		}
@@ -241,12 +259,11 @@ func (s *Store) Close() error {
 
 // Tuning constants, chosen with bench_test.go on a 2-core machine.
 const (
-	pageSizeBytes          = 4096
-	writerCacheKiB         = 64 << 10 // 64 MiB page cache for the writer
-	readerCacheKiB         = 16 << 10 // per read connection
-	readerMmapBytes        = 256 << 20
-	walAutocheckpointPages = 4000 // ~16 MiB of WAL between checkpoints
-	walSizeLimitBytes      = 64 << 20
+	pageSizeBytes     = 8192
+	writerCacheKiB    = 64 << 10 // 64 MiB page cache for the writer
+	readerCacheKiB    = 16 << 10 // per read connection
+	readerMmapBytes   = 256 << 20
+	walSizeLimitBytes = 64 << 20
 	// A group commit takes waiting requests until either cap is reached.
 	maxBatchRequests = 256
 	maxBatchRows     = 16384

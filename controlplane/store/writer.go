@@ -168,68 +168,119 @@ func (s *Store) flushPending() {
 }
 
 // writer owns the single write connection and its prepared statements.
-// Only the writer goroutine uses it.
+// Only the writer goroutine uses it. Rows are written with multi-row
+// statements (one statement per chunk instead of one per row): on this
+// driver the per-statement cost dominates the per-row cost.
 type writer struct {
-	conn         *sql.Conn
-	insertSpan   *sql.Stmt
-	insertLog    *sql.Stmt
-	selectTrace  *sql.Stmt
-	insertTrace  *sql.Stmt
-	updateTrace  *sql.Stmt
+	conn  *sql.Conn
+	stmts map[stmtKey]*sql.Stmt
+	// Trace keys and log seqs are assigned here, not by SQLite, so a
+	// multi-row INSERT needs no RETURNING; both are reloaded on rollback.
 	nextTraceKey int64
+	nextSeq      int64
+}
+
+// Chunk sizes of the multi-row statements (rows per statement).
+const (
+	spanChunk   = 64 // 16 columns
+	traceChunk  = 64 // 14 columns
+	lookupChunk = 128
+	logChunk    = 64 // 11 columns
+)
+
+type stmtKind int
+
+const (
+	stmtInsertSpans stmtKind = iota
+	stmtInsertNewSpans
+	stmtUpsertTraces
+	stmtLookupTraces
+	stmtInsertLogs
+)
+
+type stmtKey struct {
+	kind stmtKind
+	rows int
 }
 
 const traceColumns = `start_ns, end_ns, span_count, error_count, services, has_root,
 	root_start_ns, root_service, root_name, route, http_status, request_id`
 
-func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
-	w := &writer{conn: conn}
-	stmts := []struct {
-		dst  **sql.Stmt
-		text string
-	}{
-		{&w.insertSpan, `INSERT OR IGNORE INTO spans (trace_key, span_id, parent_id, service, instance, name, kind,
+// statementText returns the SQL for kind with n rows.
+func statementText(kind stmtKind, n int) string {
+	values := func(cols int) string {
+		row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+		return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	}
+	switch kind {
+	case stmtInsertSpans:
+		// RETURNING lists only rows actually inserted: a span sent twice
+		// is ignored and must not be counted in its trace's summary.
+		return `INSERT OR IGNORE INTO spans (trace_key, span_id, parent_id, service, instance, name, kind,
 			start_ns, dur_ns, status, status_msg, request_id, route, http_status, attrs, events)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.insertLog, `INSERT INTO logs (time_ns, service, instance, severity, level, body, trace_id, span_id, request_id, attrs)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.selectTrace, `SELECT id, ` + traceColumns + ` FROM traces WHERE trace_id = ?`},
-		{&w.insertTrace, `INSERT INTO traces (id, trace_id, ` + traceColumns + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.updateTrace, `UPDATE traces SET start_ns = ?, end_ns = ?, span_count = ?, error_count = ?, services = ?,
-			has_root = ?, root_start_ns = ?, root_service = ?, root_name = ?, route = ?, http_status = ?, request_id = ?
-			WHERE id = ?`},
+			VALUES ` + values(16) + ` RETURNING trace_key, span_id`
+	case stmtInsertNewSpans:
+		// Spans of a trace not stored before cannot conflict (duplicates in
+		// the batch were dropped), so they skip RETURNING.
+		return `INSERT INTO spans (trace_key, span_id, parent_id, service, instance, name, kind,
+			start_ns, dur_ns, status, status_msg, request_id, route, http_status, attrs, events)
+			VALUES ` + values(16)
+	case stmtUpsertTraces:
+		return `INSERT INTO traces (id, trace_id, ` + traceColumns + `) VALUES ` + values(14) + `
+			ON CONFLICT (id) DO UPDATE SET start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+			span_count = excluded.span_count, error_count = excluded.error_count, services = excluded.services,
+			has_root = excluded.has_root, root_start_ns = excluded.root_start_ns,
+			root_service = excluded.root_service, root_name = excluded.root_name, route = excluded.route,
+			http_status = excluded.http_status, request_id = excluded.request_id`
+	case stmtLookupTraces:
+		return `SELECT id, trace_id, ` + traceColumns + ` FROM traces WHERE trace_id IN (` +
+			strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
+	case stmtInsertLogs:
+		return `INSERT INTO logs (seq, time_ns, service, instance, severity, level, body, trace_id, span_id,
+			request_id, attrs) VALUES ` + values(11)
 	}
-	for _, st := range stmts {
-		p, err := conn.PrepareContext(ctx, st.text)
-		if err != nil {
-			w.close()
-			return nil, fmt.Errorf("store: prepare: %w", err)
-		}
-		*st.dst = p
-	}
-	if err := w.loadNextTraceKey(ctx); err != nil {
-		w.close()
+	panic("store: unknown statement kind")
+}
+
+func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
+	w := &writer{conn: conn, stmts: make(map[stmtKey]*sql.Stmt)}
+	if err := w.loadCounters(ctx); err != nil {
 		return nil, err
 	}
 	return w, nil
 }
 
-func (w *writer) loadNextTraceKey(ctx context.Context) error {
-	var max int64
-	if err := w.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM traces`).Scan(&max); err != nil {
-		return fmt.Errorf("store: read trace keys: %w", err)
+// stmt returns the prepared statement for kind with n rows, preparing it
+// on first use.
+func (w *writer) stmt(ctx context.Context, kind stmtKind, n int) (*sql.Stmt, error) {
+	k := stmtKey{kind, n}
+	if st, ok := w.stmts[k]; ok {
+		return st, nil
 	}
-	w.nextTraceKey = max + 1
+	st, err := w.conn.PrepareContext(ctx, statementText(kind, n))
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare: %w", err)
+	}
+	w.stmts[k] = st
+	return st, nil
+}
+
+func (w *writer) loadCounters(ctx context.Context) error {
+	err := w.conn.QueryRowContext(ctx,
+		`SELECT (SELECT COALESCE(MAX(id), 0) FROM traces), (SELECT COALESCE(MAX(seq), 0) FROM logs)`).
+		Scan(&w.nextTraceKey, &w.nextSeq)
+	if err != nil {
+		return fmt.Errorf("store: read keys: %w", err)
+	}
+	w.nextTraceKey++
+	w.nextSeq++
 	return nil
 }
 
 func (w *writer) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{w.insertSpan, w.insertLog, w.selectTrace, w.insertTrace, w.updateTrace} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	for _, st := range w.stmts {
+		errs = append(errs, st.Close())
 	}
 	errs = append(errs, w.conn.Close())
 	return errors.Join(errs...)
@@ -245,7 +296,10 @@ func (w *writer) commit(batch []*writeReq) (commitResult, error) {
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return res, fmt.Errorf("store: begin: %w", err)
 	}
-	err := w.writeAll(ctx, batch, &res)
+	err := w.writeSpans(ctx, batch, &res)
+	if err == nil {
+		err = w.writeLogs(ctx, batch, &res)
+	}
 	if err == nil {
 		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err != nil {
 			err = fmt.Errorf("store: commit: %w", err)
@@ -254,7 +308,7 @@ func (w *writer) commit(batch []*writeReq) (commitResult, error) {
 	if err != nil {
 		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
 		// Keys handed out in the failed transaction were not stored.
-		if kerr := w.loadNextTraceKey(ctx); kerr != nil {
+		if kerr := w.loadCounters(ctx); kerr != nil {
 			err = errors.Join(err, kerr)
 		}
 		return commitResult{}, err
@@ -262,105 +316,220 @@ func (w *writer) commit(batch []*writeReq) (commitResult, error) {
 	return res, nil
 }
 
-func (w *writer) writeAll(ctx context.Context, batch []*writeReq, res *commitResult) error {
-	// Group spans by trace so each trace summary is read and written once.
-	var order [][16]byte
-	groups := make(map[[16]byte][]*spanRow)
+// traceGroup is the spans of one trace in a batch.
+type traceGroup struct {
+	id    [16]byte
+	spans map[[8]byte]*spanRow // deduplicated by span ID
+	sum   traceSummaryRow
+	found bool // the trace was already stored
+	added int
+}
+
+// writeSpans stores the spans of batch and merges them into their traces'
+// summaries: look up the stored summaries, insert the spans, then upsert
+// the summaries, each step in multi-row statements.
+func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitResult) error {
+	var groups []*traceGroup
+	byID := make(map[[16]byte]*traceGroup)
+	var spans []*spanRow
 	for _, req := range batch {
 		for i := range req.spans {
 			r := &req.spans[i]
-			g, ok := groups[r.traceID]
-			if !ok {
-				order = append(order, r.traceID)
+			g := byID[r.traceID]
+			if g == nil {
+				g = &traceGroup{id: r.traceID, spans: make(map[[8]byte]*spanRow, 8)}
+				byID[r.traceID] = g
+				groups = append(groups, g)
 			}
-			groups[r.traceID] = append(g, r)
+			sid := [8]byte(r.spanID)
+			if _, dup := g.spans[sid]; !dup {
+				g.spans[sid] = r
+				spans = append(spans, r)
+			}
 		}
 	}
-	for _, id := range order {
-		if err := w.writeTrace(ctx, id, groups[id], res); err != nil {
+	if len(groups) == 0 {
+		return nil
+	}
+	if err := w.lookupTraces(ctx, groups, byID); err != nil {
+		return err
+	}
+	byKey := make(map[int64]*traceGroup, len(groups))
+	for _, g := range groups {
+		if !g.found {
+			g.sum.key = w.nextTraceKey
+			w.nextTraceKey++
+		}
+		byKey[g.sum.key] = g
+	}
+	var newSpans, oldSpans []*spanRow
+	for _, r := range spans {
+		if g := byID[r.traceID]; g.found {
+			oldSpans = append(oldSpans, r)
+		} else {
+			newSpans = append(newSpans, r)
+			g.sum.add(r)
+			g.added++
+		}
+	}
+	for chunk := range slices.Chunk(newSpans, spanChunk) {
+		if err := w.insertNewSpans(ctx, chunk, byID); err != nil {
 			return err
 		}
 	}
-	for _, req := range batch {
-		for i := range req.logs {
-			seq, err := w.writeLog(ctx, &req.logs[i])
-			if err != nil {
-				return err
-			}
-			req.seqs[i] = seq
+	for chunk := range slices.Chunk(oldSpans, spanChunk) {
+		if err := w.insertSpans(ctx, chunk, byID, byKey); err != nil {
+			return err
 		}
-		res.logs += int64(len(req.logs))
+	}
+	var changed []*traceGroup
+	for _, g := range groups {
+		if g.added == 0 {
+			continue
+		}
+		res.spans += int64(g.added)
+		if !g.found {
+			res.traces++
+		}
+		changed = append(changed, g)
+	}
+	for chunk := range slices.Chunk(changed, traceChunk) {
+		st, err := w.stmt(ctx, stmtUpsertTraces, len(chunk))
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 14*len(chunk))
+		for _, g := range chunk {
+			args = append(args, g.sum.key, g.id[:])
+			args = g.sum.appendValues(args)
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("store: write trace summaries: %w", err)
+		}
 	}
 	return nil
 }
 
-func (w *writer) writeTrace(ctx context.Context, traceID [16]byte, spans []*spanRow, res *commitResult) error {
-	sum, found, err := w.loadSummary(ctx, traceID)
+// lookupTraces loads the stored summaries of groups' traces.
+func (w *writer) lookupTraces(ctx context.Context, groups []*traceGroup, byID map[[16]byte]*traceGroup) error {
+	for chunk := range slices.Chunk(groups, lookupChunk) {
+		st, err := w.stmt(ctx, stmtLookupTraces, len(chunk))
+		if err != nil {
+			return err
+		}
+		args := make([]any, len(chunk))
+		for i, g := range chunk {
+			args[i] = g.id[:]
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("store: read trace summaries: %w", err)
+		}
+		for rows.Next() {
+			var t traceSummaryRow
+			var id []byte
+			var services string
+			var route, requestID sql.NullString
+			if err := rows.Scan(&t.key, &id, &t.startNs, &t.endNs, &t.spanCount, &t.errorCount, &services,
+				&t.hasRoot, &t.rootStartNs, &t.rootService, &t.rootName, &route, &t.httpStatus, &requestID); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: read trace summaries: %w", err)
+			}
+			t.services = splitServices(services)
+			t.route, t.requestID = route.String, requestID.String
+			if g := byID[[16]byte(id)]; g != nil {
+				g.sum, g.found = t, true
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("store: read trace summaries: %w", err)
+		}
+	}
+	return nil
+}
+
+// spanArgs appends the insert arguments of chunk.
+func spanArgs(chunk []*spanRow, byID map[[16]byte]*traceGroup) []any {
+	args := make([]any, 0, 16*len(chunk))
+	for _, r := range chunk {
+		args = append(args, byID[r.traceID].sum.key, r.spanID, nullBytes(r.parentID), r.service,
+			nullString(r.instance), r.name, r.kind, r.startNs, r.durNs, r.status, nullString(r.statusMsg),
+			nullString(r.requestID), nullString(r.route), r.httpStatus, nullBytesText(r.attrs), nullBytesText(r.events))
+	}
+	return args
+}
+
+// insertNewSpans inserts one chunk of spans of traces not stored before.
+func (w *writer) insertNewSpans(ctx context.Context, chunk []*spanRow, byID map[[16]byte]*traceGroup) error {
+	st, err := w.stmt(ctx, stmtInsertNewSpans, len(chunk))
 	if err != nil {
 		return err
 	}
-	if !found {
-		sum.key = w.nextTraceKey
-		w.nextTraceKey++
-	}
-	added := 0
-	for _, r := range spans {
-		out, err := w.insertSpan.ExecContext(ctx, sum.key, r.spanID, r.parentID, r.service, nullString(r.instance),
-			r.name, r.kind, r.startNs, r.durNs, r.status, nullString(r.statusMsg), nullString(r.requestID),
-			nullString(r.route), r.httpStatus, nullBytesText(r.attrs), nullBytesText(r.events))
-		if err != nil {
-			return fmt.Errorf("store: insert span: %w", err)
-		}
-		if n, _ := out.RowsAffected(); n == 1 {
-			sum.add(r)
-			added++
-		}
-	}
-	res.spans += int64(added)
-	switch {
-	case added == 0:
-		return nil
-	case !found:
-		res.traces++
-		_, err = w.insertTrace.ExecContext(ctx, append([]any{sum.key, traceID[:]}, sum.values()...)...)
-	default:
-		_, err = w.updateTrace.ExecContext(ctx, append(sum.values(), sum.key)...)
-	}
-	if err != nil {
-		return fmt.Errorf("store: write trace summary: %w", err)
+	if _, err := st.ExecContext(ctx, spanArgs(chunk, byID)...); err != nil {
+		return fmt.Errorf("store: insert spans: %w", err)
 	}
 	return nil
 }
 
-func (w *writer) loadSummary(ctx context.Context, traceID [16]byte) (traceSummaryRow, bool, error) {
-	var t traceSummaryRow
-	var services string
-	var route, requestID sql.NullString
-	err := w.selectTrace.QueryRowContext(ctx, traceID[:]).Scan(&t.key, &t.startNs, &t.endNs, &t.spanCount,
-		&t.errorCount, &services, &t.hasRoot, &t.rootStartNs, &t.rootService, &t.rootName, &route,
-		&t.httpStatus, &requestID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return t, false, nil
-	}
+// insertSpans inserts one chunk of spans of stored traces and merges the spans actually inserted
+// into their groups' summaries.
+func (w *writer) insertSpans(ctx context.Context, chunk []*spanRow, byID map[[16]byte]*traceGroup, byKey map[int64]*traceGroup) error {
+	st, err := w.stmt(ctx, stmtInsertSpans, len(chunk))
 	if err != nil {
-		return t, false, fmt.Errorf("store: read trace summary: %w", err)
+		return err
 	}
-	t.services = splitServices(services)
-	t.route, t.requestID = route.String, requestID.String
-	return t, true, nil
+	rows, err := st.QueryContext(ctx, spanArgs(chunk, byID)...)
+	if err != nil {
+		return fmt.Errorf("store: insert spans: %w", err)
+	}
+	for rows.Next() {
+		var key int64
+		var sid []byte
+		if err := rows.Scan(&key, &sid); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: insert spans: %w", err)
+		}
+		if g := byKey[key]; g != nil && len(sid) == 8 {
+			if r := g.spans[[8]byte(sid)]; r != nil {
+				g.sum.add(r)
+				g.added++
+			}
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("store: insert spans: %w", err)
+	}
+	return nil
 }
 
-func (w *writer) writeLog(ctx context.Context, r *logRow) (int64, error) {
-	out, err := w.insertLog.ExecContext(ctx, r.timeNs, r.service, nullString(r.instance), r.severity, r.level,
-		r.body, nullBytes(r.traceID), nullBytes(r.spanID), nullString(r.requestID), nullBytesText(r.attrs))
-	if err != nil {
-		return 0, fmt.Errorf("store: insert log: %w", err)
+// writeLogs stores the logs of batch, assigning their seqs.
+func (w *writer) writeLogs(ctx context.Context, batch []*writeReq, res *commitResult) error {
+	var logs []*logRow
+	for _, req := range batch {
+		for i := range req.logs {
+			req.seqs[i] = w.nextSeq
+			w.nextSeq++
+			logs = append(logs, &req.logs[i])
+		}
 	}
-	seq, err := out.LastInsertId()
-	if err != nil {
-		return 0, fmt.Errorf("store: insert log: %w", err)
+	seq := w.nextSeq - int64(len(logs))
+	for chunk := range slices.Chunk(logs, logChunk) {
+		st, err := w.stmt(ctx, stmtInsertLogs, len(chunk))
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 11*len(chunk))
+		for _, r := range chunk {
+			args = append(args, seq, r.timeNs, r.service, nullString(r.instance), r.severity, r.level, r.body,
+				nullBytes(r.traceID), nullBytes(r.spanID), nullString(r.requestID), nullBytesText(r.attrs))
+			seq++
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("store: insert logs: %w", err)
+		}
 	}
-	return seq, nil
+	res.logs += int64(len(logs))
+	return nil
 }
 
 // traceSummaryRow is a traces row being merged with new spans.
@@ -420,10 +589,10 @@ func (t *traceSummaryRow) add(r *spanRow) {
 	}
 }
 
-// values returns the columns of traceColumns, in order.
-func (t *traceSummaryRow) values() []any {
-	return []any{t.startNs, t.endNs, t.spanCount, t.errorCount, joinServices(t.services), t.hasRoot,
-		t.rootStartNs, t.rootService, t.rootName, nullString(t.route), t.httpStatus, nullString(t.requestID)}
+// appendValues appends the columns of traceColumns, in order.
+func (t *traceSummaryRow) appendValues(args []any) []any {
+	return append(args, t.startNs, t.endNs, t.spanCount, t.errorCount, joinServices(t.services), t.hasRoot,
+		t.rootStartNs, t.rootService, t.rootName, nullString(t.route), t.httpStatus, nullString(t.requestID))
 }
 
 // serviceKey is a service name as kept in a trace's service set, which is
