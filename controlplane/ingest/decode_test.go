@@ -432,3 +432,32 @@ func TestSpecialDoubles(t *testing.T) {
 		t.Errorf("got %v, want NaN and +Inf as strings", got)
 	}
 }
+
+func TestHTTPStatusOutOfRangeIsIgnored(t *testing.T) {
+	tests := []struct {
+		name  string
+		value int64
+		want  int
+	}{
+		{"valid", 404, 404},
+		{"too big", 5000, 0},
+		{"negative", -1, 0},
+		{"too small", 42, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := validSpan()
+			s.Attributes = []*commonpb.KeyValue{{Key: "http.response.status_code", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: tt.value}}}}
+			spans, _, err := DecodeTraces(marshal(t, tracesRequest("svc", s)), ContentTypeProtobuf)
+			if err != nil {
+				t.Fatalf("DecodeTraces: %v", err)
+			}
+			if got := spans[0].HTTPStatus; got != tt.want {
+				t.Errorf("got HTTPStatus %d, want %d", got, tt.want)
+			}
+			if got := spans[0].Attributes["http.response.status_code"]; got != tt.value {
+				t.Errorf("got attribute %v, want %d kept as sent", got, tt.value)
+			}
+		})
+	}
+}

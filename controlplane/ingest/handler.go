@@ -315,17 +315,26 @@ func bodyFailure(err error, what string, maxBody int64) *failure {
 }
 
 // storeFailure maps a writer error: a busy store (full write queue) is
-// 429, anything else 503; both ask the client to retry.
+// 429 and an unavailable one 503, both with Retry-After; input the store
+// refuses is 400, which clients do not retry.
 func storeFailure(err error) *failure {
-	if isBusy(err) {
+	switch {
+	case isBusy(err):
 		return &failure{status: http.StatusTooManyRequests, message: "ingest: store busy, retry later", retryAfter: RetryAfterBusy}
+	case errors.Is(err, store.ErrInvalid):
+		return &failure{status: http.StatusBadRequest, message: "ingest: " + err.Error()}
+	default:
+		return &failure{status: http.StatusServiceUnavailable, message: "ingest: store unavailable: " + err.Error(), retryAfter: RetryAfterUnavailable}
 	}
-	return &failure{status: http.StatusServiceUnavailable, message: "ingest: store unavailable: " + err.Error(), retryAfter: RetryAfterUnavailable}
 }
 
 // isBusy reports whether err says the store is temporarily overloaded:
-// it carries a Busy() bool method that returns true.
+// store.ErrBusy, or any error with a Busy() bool method returning true
+// (for writers other than the embedded store).
 func isBusy(err error) bool {
+	if errors.Is(err, store.ErrBusy) {
+		return true
+	}
 	var b interface{ Busy() bool }
 	return errors.As(err, &b) && b.Busy()
 }

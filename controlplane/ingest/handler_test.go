@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -431,7 +432,9 @@ func TestStoreFailures(t *testing.T) {
 		wantStatus     int
 		wantRetryAfter string
 	}{
+		{"store.ErrBusy", fmt.Errorf("batch: %w", store.ErrBusy), http.StatusTooManyRequests, "1"},
 		{"busy", busyError{}, http.StatusTooManyRequests, "1"},
+		{"invalid input is not retried", fmt.Errorf("%w: kind", store.ErrInvalid), http.StatusBadRequest, ""},
 		{"wrapped busy", errors.Join(errors.New("batch 3"), busyError{}), http.StatusTooManyRequests, "1"},
 		{"disk full", errors.New("store: disk full"), http.StatusServiceUnavailable, "5"},
 	}

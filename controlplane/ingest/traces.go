@@ -112,9 +112,9 @@ func mapSpan(s *tracepb.Span, res resourceInfo) (store.Span, error) {
 	if route, ok := findString(s.Attributes, attrRoute); ok {
 		sp.Route = truncate(route, MaxNameBytes)
 	}
-	if code, ok := findInt(s.Attributes, attrStatusCode); ok {
+	if code, ok := findInt(s.Attributes, attrStatusCode); ok && validHTTPStatus(code) {
 		sp.HTTPStatus = code
-	} else if code, ok := findInt(s.Attributes, attrStatusCodeOld); ok {
+	} else if code, ok := findInt(s.Attributes, attrStatusCodeOld); ok && validHTTPStatus(code) {
 		sp.HTTPStatus = code
 	}
 
@@ -142,6 +142,10 @@ func mapSpan(s *tracepb.Span, res resourceInfo) (store.Span, error) {
 	}
 	return sp, nil
 }
+
+// validHTTPStatus keeps nonsense codes out of the indexed column; the
+// attribute itself is kept as sent.
+func validHTTPStatus(code int) bool { return code >= 100 && code <= 999 }
 
 // unixNanos converts a required OTLP timestamp.
 func unixNanos(field string, ns uint64) (time.Time, error) {
