@@ -180,3 +180,242 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// logBatcher produces realistic log lines: ten per request across four
+// services, with request and trace IDs.
+type logBatcher struct {
+	rng *rand.Rand
+	at  time.Time
+	req int
+}
+
+var benchServices = []string{"gateway", "orders", "payments", "inventory"}
+
+var benchBodies = []string{
+	"request started", "loading order from database", "order loaded", "reserving stock for sku",
+	"stock reserved", "charging card", "payment authorized", "upstream call finished",
+	"rendering response", "request finished",
+}
+
+func benchRequestID(n int) string { return fmt.Sprintf("req-%08d", n) }
+
+// request appends the ten log lines of the next request to dst.
+func (g *logBatcher) request(dst []LogRecord) []LogRecord {
+	g.req++
+	rid := benchRequestID(g.req)
+	tid := traceID(g.req)
+	for i, body := range benchBodies {
+		g.at = g.at.Add(100 * time.Microsecond)
+		sev := severityInfo
+		if g.rng.IntN(50) == 0 {
+			sev = severityError
+		}
+		dst = append(dst, LogRecord{
+			Time: g.at, Service: benchServices[i%len(benchServices)], Instance: "pod-7f9c", SeverityNumber: sev,
+			Body: body, TraceID: tid, SpanID: spanID(g.req, i), RequestID: rid,
+			Attributes: map[string]any{"http.route": "/api/orders/:id", "duration_ms": float64(g.rng.IntN(200))},
+		})
+	}
+	return dst
+}
+
+func (g *logBatcher) next(dst []LogRecord) []LogRecord {
+	dst = dst[:0]
+	for len(dst) < benchBatch {
+		dst = g.request(dst)
+	}
+	return dst
+}
+
+func BenchmarkWriteLogs(b *testing.B) {
+	for _, writers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			s := openTestStore(b, b.TempDir(), Options{MaxAge: -1, MaxBytes: -1})
+			b.ReportAllocs()
+			var mu sync.Mutex
+			var seed uint64
+			b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
+			clock := startClocks(b)
+			b.RunParallel(func(pb *testing.PB) {
+				mu.Lock()
+				seed++
+				g := &logBatcher{rng: rand.New(rand.NewPCG(seed, 1)), at: t0, req: int(seed) * 10_000_000}
+				mu.Unlock()
+				var batch []LogRecord
+				for pb.Next() {
+					batch = g.next(batch)
+					if err := s.WriteLogs(context.Background(), batch); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			clock.report(b, float64(b.N*benchBatch), "logs")
+		})
+	}
+}
+
+// fillLogs stores n log lines (n/10 requests) with two writers.
+func fillLogs(b *testing.B, s *Store, n int) {
+	b.Helper()
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			g := &logBatcher{rng: rand.New(rand.NewPCG(uint64(w), 1)), at: t0, req: w * n / 20}
+			var batch []LogRecord
+			for range n / 2 / len(benchBodies) / 100 {
+				batch = batch[:0]
+				for range 100 {
+					batch = g.request(batch)
+				}
+				if err := s.WriteLogs(context.Background(), batch); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// latencies records query durations and reports p50 and p99.
+type latencies []time.Duration
+
+func (l *latencies) time(f func()) {
+	start := time.Now()
+	f()
+	*l = append(*l, time.Since(start))
+}
+
+func (l latencies) report(b *testing.B) {
+	b.Helper()
+	if len(l) == 0 {
+		return
+	}
+	slices.Sort(l)
+	ms := func(q float64) float64 { return float64(l[int(q*float64(len(l)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(ms(0.50), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
+}
+
+func BenchmarkLogsByRequestID(b *testing.B) {
+	const lines = 1_000_000
+	s := openTestStore(b, b.TempDir(), Options{MaxAge: -1, MaxBytes: -1})
+	start := time.Now()
+	fillLogs(b, s, lines)
+	b.Logf("stored %d log lines in %v; %d MB", s.Stats().Logs, time.Since(start).Round(time.Millisecond), s.Stats().SizeBytes>>20)
+	requests := lines / len(benchBodies)
+	b.Run("request_id", func(b *testing.B) {
+		b.ReportAllocs()
+		rng := rand.New(rand.NewPCG(7, 7))
+		var lat latencies
+		for b.Loop() {
+			rid := benchRequestID(1 + rng.IntN(requests))
+			lat.time(func() {
+				got, err := s.Logs(context.Background(), LogFilter{RequestID: rid})
+				if err != nil || len(got) != len(benchBodies) {
+					b.Fatalf("Logs(%s): got %d lines, %v, want %d", rid, len(got), err, len(benchBodies))
+				}
+			})
+		}
+		lat.report(b)
+	})
+	b.Run("service+level", func(b *testing.B) {
+		b.ReportAllocs()
+		var lat latencies
+		for b.Loop() {
+			lat.time(func() {
+				if _, err := s.Logs(context.Background(), LogFilter{Service: "payments", Level: "ERROR"}); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+		lat.report(b)
+	})
+}
+
+// fillTraces stores n shop traces, one every 10ms, with a mix of
+// statuses, routes and durations, in batches of 64 traces.
+func fillTraces(b *testing.B, s *Store, n int) {
+	b.Helper()
+	rng := rand.New(rand.NewPCG(3, 3))
+	var batch []Span
+	for i := range n {
+		status := 200
+		switch r := rng.IntN(100); {
+		case r < 3:
+			status = 503
+		case r < 8:
+			status = 404
+		}
+		tr := shopTrace(i, t0.Add(time.Duration(i)*10*time.Millisecond), benchRequestID(i), status)
+		if rng.IntN(100) == 0 { // the slow endpoint
+			tr[0].Duration = 2 * time.Second
+			tr[0].Route, tr[0].Name = "/api/slow", "GET /api/slow"
+		}
+		if rng.IntN(4) == 0 { // no inventory call
+			tr = tr[:5]
+		}
+		batch = append(batch, tr...)
+		if len(batch) >= 64*7 || i == n-1 {
+			if err := s.WriteSpans(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+}
+
+func BenchmarkTraces(b *testing.B) {
+	const traces = 100_000
+	s := openTestStore(b, b.TempDir(), Options{MaxAge: -1, MaxBytes: -1})
+	start := time.Now()
+	fillTraces(b, s, traces)
+	b.Logf("stored %d traces (%d spans) in %v", s.Stats().Traces, s.Stats().Spans, time.Since(start).Round(time.Millisecond))
+	end := t0.Add(traces * 10 * time.Millisecond)
+	cases := []struct {
+		name string
+		f    func(rng *rand.Rand) TraceFilter
+	}{
+		{"recent", func(*rand.Rand) TraceFilter { return TraceFilter{} }},
+		{"service", func(*rand.Rand) TraceFilter { return TraceFilter{Service: "inventory"} }},
+		{"status=error", func(*rand.Rand) TraceFilter { return TraceFilter{Status: "error"} }},
+		{"status=5xx+service", func(*rand.Rand) TraceFilter { return TraceFilter{Status: "5xx", Service: "payments"} }},
+		{"min_duration", func(*rand.Rand) TraceFilter { return TraceFilter{MinDuration: time.Second} }},
+		{"route+window", func(*rand.Rand) TraceFilter {
+			return TraceFilter{Route: "/api/orders/:id", Since: end.Add(-10 * time.Minute), Until: end.Add(-5 * time.Minute)}
+		}},
+		{"request_id", func(rng *rand.Rand) TraceFilter { return TraceFilter{RequestID: benchRequestID(rng.IntN(traces))} }},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			rng := rand.New(rand.NewPCG(5, 5))
+			var lat latencies
+			for b.Loop() {
+				f := tc.f(rng)
+				lat.time(func() {
+					got, err := s.Traces(context.Background(), f)
+					if err != nil || len(got) == 0 {
+						b.Fatalf("Traces(%+v): got %d, %v, want results", f, len(got), err)
+					}
+				})
+			}
+			lat.report(b)
+		})
+	}
+	b.Run("trace", func(b *testing.B) {
+		b.ReportAllocs()
+		rng := rand.New(rand.NewPCG(6, 6))
+		var lat latencies
+		for b.Loop() {
+			id := traceID(rng.IntN(traces))
+			lat.time(func() {
+				if _, err := s.Trace(context.Background(), id); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+		lat.report(b)
+	})
+}
