@@ -225,6 +225,10 @@ func (h *Handler) sourceError(w http.ResponseWriter, r *http.Request, what strin
 		h.renderError(w, r, http.StatusNotFound, what+" not found. It may not have arrived yet, or retention has removed it.")
 		return
 	}
+	if errors.Is(err, ErrBadParam) {
+		h.renderError(w, r, http.StatusBadRequest, "Bad query: "+err.Error())
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		return
 	}
@@ -319,7 +323,7 @@ func (h *Handler) traces(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) trace(w http.ResponseWriter, r *http.Request) {
 	id := strings.ToLower(r.PathValue("traceID"))
-	if id == "" || len(id) > 32 || !isHex(id) {
+	if !isTraceID(id) {
 		h.renderError(w, r, http.StatusBadRequest, fmt.Sprintf("Bad trace ID %q: a trace ID is 32 hex digits.", id))
 		return
 	}

@@ -164,11 +164,11 @@ func TestTraceFiltersPassThrough(t *testing.T) {
 func TestLogFiltersPassThrough(t *testing.T) {
 	f := newFakeSource()
 	h := newTestHandler(f)
-	r := get(t, h, "/logs?request_id=req-0003&trace_id=ABCDEF&service=orders&level=warn&q=timeout&since=1h&before=900&limit=10")
+	r := get(t, h, "/logs?request_id=req-0003&trace_id=ABCDEF0123456789ABCDEF0123456789&service=orders&level=warn&q=timeout&since=1h&before=900&limit=10")
 	if r.code != http.StatusOK {
 		t.Fatalf("got status %d, want 200: %s", r.code, r.doc.Find(testid("error-message")).Text())
 	}
-	want := LogQuery{RequestID: "req-0003", TraceID: "abcdef", Service: "orders", Level: "WARN", Text: "timeout", Since: testNow.Add(-time.Hour), BeforeSeq: 900, Limit: 10}
+	want := LogQuery{RequestID: "req-0003", TraceID: "abcdef0123456789abcdef0123456789", Service: "orders", Level: "WARN", Text: "timeout", Since: testNow.Add(-time.Hour), BeforeSeq: 900, Limit: 10}
 	if f.lastLogQuery != want {
 		t.Errorf("query: got %+v, want %+v", f.lastLogQuery, want)
 	}

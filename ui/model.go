@@ -7,6 +7,8 @@ import (
 )
 
 // ErrNotFound is returned by a Source when a service or trace is unknown.
+// A Source may also wrap ErrBadParam when it rejects a query; the page
+// then answers 400 with the message.
 var ErrNotFound = errors.New("ui: not found")
 
 // Source is what the dashboard reads. Implementations must be safe for

@@ -109,13 +109,14 @@ func (p *paramReader) integer(name string, min, max int64) int64 {
 	return n
 }
 
-func (p *paramReader) hexID(name string, maxLen int) string {
+// traceID reads a W3C trace ID: 32 hex digits, returned in lowercase.
+func (p *paramReader) traceID(name string) string {
 	s := strings.ToLower(p.text(name))
 	if s == "" {
 		return ""
 	}
-	if len(s) > maxLen || !isHex(s) {
-		p.fail(name, s, fmt.Sprintf("not a hex ID of at most %d characters", maxLen))
+	if !isTraceID(s) {
+		p.fail(name, s, "not a trace ID (32 hex digits)")
 		return ""
 	}
 	return s
@@ -198,7 +199,7 @@ func parseTraceQuery(v url.Values, now time.Time) (TraceQuery, TraceForm, string
 	if !validStatus(q.Status) {
 		p.fail("status", q.Status, `not one of "error", "ok", an HTTP status like 503 or a class like 5xx`)
 	}
-	traceID := p.hexID("trace_id", 32)
+	traceID := p.traceID("trace_id")
 	q.Since, q.Until = p.timeRange("since", "until")
 	if q.Limit == 0 {
 		q.Limit = defaultTraceRows
@@ -222,7 +223,7 @@ func parseLogQuery(v url.Values, now time.Time) (LogQuery, LogForm, error) {
 	}
 	q := LogQuery{
 		RequestID: p.text("request_id"),
-		TraceID:   p.hexID("trace_id", 32),
+		TraceID:   p.traceID("trace_id"),
 		Service:   p.text("service"),
 		Level:     strings.ToUpper(p.text("level")),
 		Text:      p.text("q"),
