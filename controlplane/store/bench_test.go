@@ -15,9 +15,10 @@ import (
 
 // Benchmarks run with, for example:
 //
-//	go test -run '^$' -bench . -benchtime 5s ./controlplane/store/
+//	go test -run '^$' -bench . -benchtime 3s ./controlplane/store/
 //
-// Results and commands are in BENCHMARKS.md at the repository root.
+// The machine is shared, so write benchmarks report items per wall second
+// and per CPU second of the whole process (producers included).
 
 const benchBatch = 512
 

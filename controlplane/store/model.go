@@ -83,9 +83,13 @@ type LogFilter struct {
 	Query     string // substring of the body
 	Since     time.Time
 	Until     time.Time
-	// BeforeSeq returns only records with Seq < BeforeSeq (next page).
+	// BeforeSeq returns the records that come after the record with this
+	// Seq in the result order (time, then Seq, descending): pass the last
+	// Seq of a page to get the next page. Exact even when records arrived
+	// out of time order; if that record is gone, Seq < BeforeSeq.
 	BeforeSeq int64
-	// AfterSeq returns only records with Seq > AfterSeq (live tail).
+	// AfterSeq returns only records stored after the record with this Seq
+	// (Seq > AfterSeq: live tail, late arrivals with older times included).
 	AfterSeq int64
 	Limit    int // default 100, max 1000
 }

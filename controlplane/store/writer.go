@@ -194,6 +194,7 @@ const (
 	stmtInsertSpans stmtKind = iota
 	stmtInsertNewSpans
 	stmtUpsertTraces
+	stmtUpdateTraces
 	stmtLookupTraces
 	stmtInsertLogs
 )
@@ -232,6 +233,16 @@ func statementText(kind stmtKind, n int) string {
 			has_root = excluded.has_root, root_start_ns = excluded.root_start_ns,
 			root_service = excluded.root_service, root_name = excluded.root_name, route = excluded.route,
 			http_status = excluded.http_status, request_id = excluded.request_id`
+	case stmtUpdateTraces:
+		// The same upsert for stored traces whose start and request ID did
+		// not change: leaving the indexed columns out of the SET list
+		// spares SQLite the index updates.
+		return `INSERT INTO traces (id, trace_id, ` + traceColumns + `) VALUES ` + values(14) + `
+			ON CONFLICT (id) DO UPDATE SET end_ns = excluded.end_ns,
+			span_count = excluded.span_count, error_count = excluded.error_count, services = excluded.services,
+			has_root = excluded.has_root, root_start_ns = excluded.root_start_ns,
+			root_service = excluded.root_service, root_name = excluded.root_name, route = excluded.route,
+			http_status = excluded.http_status`
 	case stmtLookupTraces:
 		return `SELECT id, trace_id, ` + traceColumns + ` FROM traces WHERE trace_id IN (` +
 			strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)`
@@ -323,6 +334,9 @@ type traceGroup struct {
 	sum   traceSummaryRow
 	found bool // the trace was already stored
 	added int
+	// indexed column values as stored, when found
+	storedStart     int64
+	storedRequestID string
 }
 
 // writeSpans stores the spans of batch and merges them into their traces'
@@ -382,19 +396,32 @@ func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitR
 			return err
 		}
 	}
-	var changed []*traceGroup
+	var upserts, updates []*traceGroup
 	for _, g := range groups {
 		if g.added == 0 {
 			continue
 		}
 		res.spans += int64(g.added)
-		if !g.found {
+		switch {
+		case !g.found:
 			res.traces++
+			upserts = append(upserts, g)
+		case g.sum.startNs != g.storedStart || g.sum.requestID != g.storedRequestID:
+			upserts = append(upserts, g)
+		default:
+			updates = append(updates, g)
 		}
-		changed = append(changed, g)
 	}
-	for chunk := range slices.Chunk(changed, traceChunk) {
-		st, err := w.stmt(ctx, stmtUpsertTraces, len(chunk))
+	if err := w.writeSummaries(ctx, stmtUpsertTraces, upserts); err != nil {
+		return err
+	}
+	return w.writeSummaries(ctx, stmtUpdateTraces, updates)
+}
+
+// writeSummaries writes the summaries of groups with kind, an upsert.
+func (w *writer) writeSummaries(ctx context.Context, kind stmtKind, groups []*traceGroup) error {
+	for chunk := range slices.Chunk(groups, traceChunk) {
+		st, err := w.stmt(ctx, kind, len(chunk))
 		if err != nil {
 			return err
 		}
@@ -439,6 +466,7 @@ func (w *writer) lookupTraces(ctx context.Context, groups []*traceGroup, byID ma
 			t.route, t.requestID = route.String, requestID.String
 			if g := byID[[16]byte(id)]; g != nil {
 				g.sum, g.found = t, true
+				g.storedStart, g.storedRequestID = t.startNs, t.requestID
 			}
 		}
 		if err := rows.Close(); err != nil {
