@@ -274,12 +274,16 @@ func parseRouteSort(v url.Values) (string, bool, error) {
 	return key, desc, p.err
 }
 
+// maxWindow caps the service map's window: edges are computed from spans
+// on every request, and a day of spans is the most a page should scan.
+const maxWindow = 24 * time.Hour
+
 // parseWindow reads the map's window: how far back edges reach.
 func parseWindow(v url.Values) (time.Duration, error) {
 	p := &paramReader{v: v}
 	d := p.duration("window")
-	if p.err == nil && d != 0 && (d < time.Minute || d > 7*24*time.Hour) {
-		p.fail("window", v.Get("window"), "must be between 1m and 7d")
+	if p.err == nil && d != 0 && (d < time.Minute || d > maxWindow) {
+		p.fail("window", v.Get("window"), "must be between 1m and 24h")
 	}
 	if d == 0 {
 		d = 15 * time.Minute
