@@ -60,6 +60,10 @@ type Config struct {
 	Spans      SpanWriter
 	Logs       LogWriter
 	Heartbeats HeartbeatSink
+	// HeartbeatReply, if set, builds the answer to a valid heartbeat
+	// (endpoints for discovery, rate shares, the current policy version);
+	// nil answers {"ok":true}.
+	HeartbeatReply func(hb wire.Heartbeat, now time.Time) wire.HeartbeatReply
 	// Authenticate vets every request before its body is read; an error
 	// gives 401. Nil lets every request in (see BearerToken).
 	Authenticate func(r *http.Request) error
@@ -474,9 +478,16 @@ func (h *Handler) serveHeartbeat(w http.ResponseWriter, r *http.Request) {
 		h.failHeartbeat(w, heartbeatFailure(err))
 		return
 	}
-	h.cfg.Heartbeats.Observe(hb, r.RemoteAddr, h.cfg.Now())
+	now := h.cfg.Now()
+	h.cfg.Heartbeats.Observe(hb, r.RemoteAddr, now)
 	h.metrics.heartbeats.WithLabelValues(resultAccepted).Inc()
-	h.write(w, signalHeartbeats, encodingJSON, http.StatusOK, []byte(`{"ok":true}`))
+	reply := []byte(`{"ok":true}`)
+	if h.cfg.HeartbeatReply != nil {
+		if b, err := json.Marshal(h.cfg.HeartbeatReply(hb, now)); err == nil {
+			reply = b
+		}
+	}
+	h.write(w, signalHeartbeats, encodingJSON, http.StatusOK, reply)
 }
 
 // DecodeHeartbeat decodes and validates one JSON heartbeat body. The

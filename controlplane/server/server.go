@@ -88,11 +88,12 @@ func New(cfg Config) (*Server, error) {
 	s.registerStoreMetrics()
 
 	ingestCfg := ingest.Config{
-		Spans:      st,
-		Logs:       st,
-		Heartbeats: s.registry,
-		Registerer: s.metrics,
-		Now:        cfg.Now,
+		Spans:          st,
+		Logs:           st,
+		Heartbeats:     s.registry,
+		HeartbeatReply: heartbeatReply(s.registry, pol),
+		Registerer:     s.metrics,
+		Now:            cfg.Now,
 	}
 	policyCfg := policyapi.Config{Store: pol}
 	if cfg.AgentToken != "" {
