@@ -27,6 +27,10 @@ const unmatchedRoute = "unmatched"
 // values are replaced by a minted one.
 const maxRequestIDLen = 128
 
+// requestIDKey is wire.HeaderRequestID in canonical form, so the header map
+// can be used directly without canonicalising on every request.
+const requestIDKey = "X-Request-Id"
+
 type stateKey struct{}
 
 // requestState is what the middleware keeps for one request; it is found
@@ -84,11 +88,14 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		a.metrics.active.Inc()
 
 		req := c.Request
-		requestID := req.Header.Get(wire.HeaderRequestID)
+		var requestID string
+		if v := req.Header[requestIDKey]; len(v) > 0 {
+			requestID = v[0]
+		}
 		if !validRequestID(requestID) {
 			requestID = newRequestID()
 		}
-		c.Writer.Header()[wire.HeaderRequestID] = []string{requestID}
+		c.Writer.Header()[requestIDKey] = []string{requestID}
 
 		method := normalizeMethod(req.Method)
 		route := c.FullPath()
