@@ -55,6 +55,7 @@ func truncate(s string, n int) string {
 // spending a byte budget so one record cannot carry unbounded data.
 type attrConverter struct {
 	budget int
+	intern *interner // nil: no interning
 }
 
 func newAttrConverter() attrConverter { return attrConverter{budget: MaxAttributeBytes} }
@@ -158,7 +159,11 @@ func bodyString(v *commonpb.AnyValue) string {
 		return truncate(s.StringValue, MaxLogBodyBytes)
 	}
 	c := attrConverter{budget: MaxLogBodyBytes}
-	return truncate(jsonText(c.value(v, 0)), MaxLogBodyBytes)
+	val := c.value(v, 0)
+	if val == nil {
+		return ""
+	}
+	return truncate(jsonText(val), MaxLogBodyBytes)
 }
 
 // findString returns the string form of attribute key in kvs.

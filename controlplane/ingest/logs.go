@@ -31,18 +31,23 @@ func DecodeLogs(body []byte, contentType string) ([]store.LogRecord, Rejected, e
 	if err != nil {
 		return nil, Rejected{}, err
 	}
-	var req *collogspb.ExportLogsServiceRequest
-	switch enc {
-	case encodingProto:
-		req = &collogspb.ExportLogsServiceRequest{}
-		if err := proto.Unmarshal(body, req); err != nil {
-			return nil, Rejected{}, fmt.Errorf("%w: protobuf ExportLogsServiceRequest: %w", ErrMalformed, err)
-		}
-	case encodingJSON:
-		req, err = logsFromJSON(body)
-		if err != nil {
-			return nil, Rejected{}, err
-		}
+	if enc == encodingProto {
+		return decodeLogsWire(body)
+	}
+	req, err := logsFromJSON(body)
+	if err != nil {
+		return nil, Rejected{}, err
+	}
+	logs, rej := logsFromRequest(req)
+	return logs, rej, nil
+}
+
+// decodeLogsGenerated is the protobuf path through the generated types:
+// the reference decodeLogsWire is checked against.
+func decodeLogsGenerated(body []byte) ([]store.LogRecord, Rejected, error) {
+	req := &collogspb.ExportLogsServiceRequest{}
+	if err := proto.Unmarshal(body, req); err != nil {
+		return nil, Rejected{}, fmt.Errorf("%w: protobuf ExportLogsServiceRequest: %w", ErrMalformed, err)
 	}
 	logs, rej := logsFromRequest(req)
 	return logs, rej, nil

@@ -23,18 +23,23 @@ func DecodeTraces(body []byte, contentType string) ([]store.Span, Rejected, erro
 	if err != nil {
 		return nil, Rejected{}, err
 	}
-	var req *coltracepb.ExportTraceServiceRequest
-	switch enc {
-	case encodingProto:
-		req = &coltracepb.ExportTraceServiceRequest{}
-		if err := proto.Unmarshal(body, req); err != nil {
-			return nil, Rejected{}, fmt.Errorf("%w: protobuf ExportTraceServiceRequest: %w", ErrMalformed, err)
-		}
-	case encodingJSON:
-		req, err = tracesFromJSON(body)
-		if err != nil {
-			return nil, Rejected{}, err
-		}
+	if enc == encodingProto {
+		return decodeTracesWire(body)
+	}
+	req, err := tracesFromJSON(body)
+	if err != nil {
+		return nil, Rejected{}, err
+	}
+	spans, rej := spansFromRequest(req)
+	return spans, rej, nil
+}
+
+// decodeTracesGenerated is the protobuf path through the generated
+// types: the reference decodeTracesWire is checked against.
+func decodeTracesGenerated(body []byte) ([]store.Span, Rejected, error) {
+	req := &coltracepb.ExportTraceServiceRequest{}
+	if err := proto.Unmarshal(body, req); err != nil {
+		return nil, Rejected{}, fmt.Errorf("%w: protobuf ExportTraceServiceRequest: %w", ErrMalformed, err)
 	}
 	spans, rej := spansFromRequest(req)
 	return spans, rej, nil
