@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -163,9 +162,6 @@ func staticHandler() http.Handler {
 		files.ServeHTTP(w, r)
 	})
 }
-
-// staticFS exposes the embedded assets (tests read them).
-func staticFS() fs.FS { return staticFiles }
 
 // securityHeaders forbids inline scripts and framing: stored data is
 // escaped, and the CSP is a second line of defence.

@@ -41,7 +41,9 @@ const (
 
 // timeLayouts are accepted for absolute times, besides durations ("15m",
 // "2d") that mean "that long before now". Times without a zone are UTC.
-var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"}
+func timeLayouts() []string {
+	return []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"}
+}
 
 // paramReader reads query parameters and keeps the first error.
 type paramReader struct {
@@ -87,7 +89,7 @@ func (p *paramReader) instant(name string) time.Time {
 	if d, err := parseDuration(s); err == nil && d >= 0 {
 		return p.now.Add(-d)
 	}
-	for _, l := range timeLayouts {
+	for _, l := range timeLayouts() {
 		if t, err := time.ParseInLocation(l, s, time.UTC); err == nil {
 			return t
 		}
@@ -212,7 +214,7 @@ type LogForm struct {
 	RequestID, TraceID, Service, Level, Text, Since, Until string
 }
 
-var levels = []string{"DEBUG", "INFO", "WARN", "ERROR"}
+func levels() []string { return []string{"DEBUG", "INFO", "WARN", "ERROR"} }
 
 // parseLogQuery reads the /logs query parameters.
 func parseLogQuery(v url.Values, now time.Time) (LogQuery, LogForm, error) {
@@ -231,7 +233,7 @@ func parseLogQuery(v url.Values, now time.Time) (LogQuery, LogForm, error) {
 		AfterSeq:  p.integer("after", 0, 1<<62),
 		Limit:     int(p.integer("limit", 1, maxRows)),
 	}
-	if q.Level != "" && !contains(levels, q.Level) {
+	if q.Level != "" && !contains(levels(), q.Level) {
 		p.fail("level", q.Level, "not one of DEBUG, INFO, WARN, ERROR")
 	}
 	q.Since, q.Until = p.timeRange("since", "until")
@@ -251,7 +253,9 @@ func contains(list []string, s string) bool {
 }
 
 // routeSortKeys are the sortable columns of the routes table.
-var routeSortKeys = []string{"route", "requests", "rps", "errors", "error_rate", "p50", "p95", "p99", "max"}
+func routeSortKeys() []string {
+	return []string{"route", "requests", "rps", "errors", "error_rate", "p50", "p95", "p99", "max"}
+}
 
 // parseRouteSort reads sort and dir for the service page.
 func parseRouteSort(v url.Values) (string, bool, error) {
@@ -260,8 +264,8 @@ func parseRouteSort(v url.Values) (string, bool, error) {
 	if key == "" {
 		key = "route"
 	}
-	if !contains(routeSortKeys, key) {
-		p.fail("sort", key, "not one of "+strings.Join(routeSortKeys, ", "))
+	if !contains(routeSortKeys(), key) {
+		p.fail("sort", key, "not one of "+strings.Join(routeSortKeys(), ", "))
 	}
 	desc := false
 	switch dir := p.text("dir"); dir {
