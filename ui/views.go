@@ -16,6 +16,7 @@ const (
 // sparkline is a server-rendered SVG of a service's recent traffic.
 type sparkline struct {
 	Requests string // polyline points
+	Area     string // polygon points: the requests line closed along the bottom
 	Errors   string // polyline points, same scale
 	Title    string
 	Empty    bool
@@ -39,8 +40,10 @@ func newSparkline(series []Point) sparkline {
 		total += p.Requests
 		totalErr += p.Errors
 	}
+	line := strings.TrimSpace(req.String())
 	return sparkline{
-		Requests: strings.TrimSpace(req.String()),
+		Requests: line,
+		Area:     "0," + px(sparkHeight) + " " + line + " " + px(sparkWidth) + "," + px(sparkHeight),
 		Errors:   strings.TrimSpace(errs.String()),
 		Title:    formatCount(total) + " requests, " + formatCount(totalErr) + " errors; peak " + formatCount(peak) + " per bucket",
 	}
@@ -179,7 +182,7 @@ func indent(depth int) string {
 const (
 	mapNodeWidth  = 160.0
 	mapNodeHeight = 40.0
-	mapColumnGap  = 260.0
+	mapColumnGap  = 340.0
 	mapRowGap     = 90.0
 	mapMargin     = 30.0
 )
