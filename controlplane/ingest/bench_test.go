@@ -10,6 +10,7 @@ import (
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -181,4 +182,36 @@ func BenchmarkTracesHandler(b *testing.B) {
 		}
 	})
 	reportSpanRate(b)
+}
+
+// BenchmarkDecodeLogsProto decodes 512 log records shaped like the
+// agent's slog export.
+func BenchmarkDecodeLogsProto(b *testing.B) {
+	recs := make([]*logspb.LogRecord, benchSpans)
+	for i := range recs {
+		recs[i] = &logspb.LogRecord{
+			TimeUnixNano:   1_700_000_000_000_000_000 + uint64(i),
+			SeverityNumber: logspb.SeverityNumber_SEVERITY_NUMBER_INFO,
+			SeverityText:   "INFO",
+			Body:           &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprintf("order %d loaded from cache", i)}},
+			TraceId:        []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, byte(i), byte(i >> 8)},
+			SpanId:         []byte{1, 2, 3, 4, 5, 6, byte(i), byte(i >> 8)},
+			Attributes: []*commonpb.KeyValue{
+				strAttr("request_id", fmt.Sprintf("01JD5Z%020d", i)),
+				strAttr("service.instance.id", "orders-7f9c"),
+				strAttr("http.route", "/api/orders/:id"),
+				strAttr("order_id", fmt.Sprint(i)),
+			},
+		}
+	}
+	body := marshal(b, logsRequest(recs...))
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		logs, _, err := DecodeLogs(body, ContentTypeProtobuf)
+		if err != nil || len(logs) != benchSpans {
+			b.Fatalf("got %d logs, %v", len(logs), err)
+		}
+	}
+	b.ReportMetric(float64(benchSpans)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }

@@ -23,7 +23,8 @@ import (
 // follows protobuf semantics where they change the result (the last
 // scalar wins, repeated occurrences of a message field merge, fields of
 // an unexpected wire type are skipped as unknown) and produces exactly
-// what the generated-types path does; FuzzProtoPathsAgree checks that.
+// what the generated-types path does; FuzzTracesProtoPathsAgree and
+// FuzzLogsProtoPathsAgree check that.
 // It is lenient in one way: fields it does not use (links, scopes,
 // schema URLs) are skipped without validating their contents.
 
