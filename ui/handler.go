@@ -381,11 +381,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 	p.NewestURL = "/logs?" + filters.Encode()
 	p.ResumeURL = p.NewestURL
 	p.PauseURL = "/logs?" + withParam(filters, "live", "0")
-	var newest int64
-	if len(lines) > 0 {
-		newest = lines[0].Seq
-	}
-	p.StreamURL = "/logs/stream?" + withParam(filters, "after", strconv.FormatInt(newest, 10))
+	p.StreamURL = "/logs/stream?" + withParam(filters, "after", strconv.FormatInt(maxSeq(lines), 10))
 	if len(lines) == q.Limit && len(lines) > 0 {
 		older := filters
 		if v.Get("live") == "0" {

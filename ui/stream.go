@@ -62,7 +62,7 @@ func (h *Handler) logStream(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 			}
-			q.AfterSeq = lines[0].Seq
+			q.AfterSeq = max(q.AfterSeq, maxSeq(lines))
 			writeEvent(&event, "lines", strconv.FormatInt(q.AfterSeq, 10), rows.String())
 		}
 		if _, err := w.Write(event.Bytes()); err != nil {
@@ -77,6 +77,17 @@ func (h *Handler) logStream(w http.ResponseWriter, r *http.Request) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// maxSeq is the highest Seq of lines. Lines come newest first by time,
+// but a line that arrived late carries a higher Seq than newer ones, so
+// the tail resumes after the highest Seq, not after the first line.
+func maxSeq(lines []LogLine) int64 {
+	var m int64
+	for _, l := range lines {
+		m = max(m, l.Seq)
+	}
+	return m
 }
 
 // writeEvent encodes one SSE event; every line of data gets its own

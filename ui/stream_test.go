@@ -126,6 +126,17 @@ func TestLogStreamResumesFromLastEventID(t *testing.T) {
 	}
 }
 
+func TestTailResumesAfterTheHighestSeq(t *testing.T) {
+	f := newFakeSource()
+	// A late line: an old timestamp, stored last.
+	f.logs[3].Seq = 5000
+	r := get(t, newTestHandler(f), "/logs?limit=10")
+	stream, _ := r.doc.Find(testid("log-results")).Attr("sse-connect")
+	if want := "/logs/stream?after=5000"; stream != want {
+		t.Errorf("stream: got %q, want %q", stream, want)
+	}
+}
+
 func TestWriteEvent(t *testing.T) {
 	tests := []struct {
 		name, data, want string

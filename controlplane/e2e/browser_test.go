@@ -285,6 +285,10 @@ func TestLiveTail(t *testing.T) {
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`Number(document.querySelector('[data-testid="log-line"]').dataset.seq) > `+first, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("no new line arrived over the live tail after seq %s: %v", first, err)
 	}
+	dups, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(() => { const s = Array.from(document.querySelectorAll('[data-testid="log-line"]')).map(e => e.dataset.seq); return s.length - new Set(s).size })()`))
+	if err != nil || dups != 0 {
+		t.Errorf("live tail repeated lines: got %d duplicates (%v), want 0", dups, err)
+	}
 	do(t, ctx, "pause the tail", chromedp.Click(css("tail-pause")), chromedp.WaitVisible(css("tail-resume")))
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil || !strings.Contains(loc, "live=0") {
