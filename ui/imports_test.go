@@ -1,0 +1,21 @@
+package ui
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportsStayOutOfTheControlPlane enforces the layering: the UI
+// declares what it reads and never reaches into the control plane.
+func TestImportsStayOutOfTheControlPlane(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		if strings.HasPrefix(pkg, "github.com/pilothouse/pilothouse/") && pkg != "github.com/pilothouse/pilothouse/ui" {
+			t.Errorf("ui depends on %s, want no project packages", pkg)
+		}
+	}
+}
