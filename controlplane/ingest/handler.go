@@ -161,7 +161,7 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request, signal strin
 	}
 	buf := h.getBuffer()
 	defer h.putBuffer(buf)
-	if f := h.readBody(w, r, signal, buf); f != nil {
+	if f := h.readBody(w, r, signal, buf, h.cfg.MaxBodyBytes); f != nil {
 		h.failOTLP(w, signal, enc, f)
 		return
 	}
@@ -227,28 +227,29 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, signal string) *
 }
 
 // readBody reads the request body into buf, inflating gzip, within the
-// size caps and the read timeout.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string, buf *bytes.Buffer) *failure {
-	if r.ContentLength > h.cfg.MaxBodyBytes {
-		return tooLarge("body", h.cfg.MaxBodyBytes)
+// size caps (maxBody as sent, MaxDecompressedBytes inflated) and the
+// read timeout.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string, buf *bytes.Buffer, maxBody int64) *failure {
+	if r.ContentLength > maxBody {
+		return tooLarge("body", maxBody)
 	}
 	// Read deadlines are wall-clock; the injected clock is for data.
 	rc := http.NewResponseController(w)
 	if err := rc.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout)); err == nil {
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
-	counted := &countingReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)}
+	counted := &countingReader{r: http.MaxBytesReader(w, r.Body, maxBody)}
 	defer func() { h.metrics.bytes.WithLabelValues(signal).Add(float64(counted.n)) }()
 
 	var src io.Reader = counted
-	limit := h.cfg.MaxBodyBytes
+	limit := maxBody
 	what := "body"
 	switch ce := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); ce {
 	case "", "identity":
 	case "gzip", "x-gzip":
 		zr, err := h.gzipReader(counted)
 		if err != nil {
-			return bodyFailure(err, "gzip body", h.cfg.MaxBodyBytes)
+			return bodyFailure(err, "gzip body", maxBody)
 		}
 		defer h.gzips.Put(zr)
 		src, limit, what = zr, h.cfg.MaxDecompressedBytes, "gzip body"
@@ -260,7 +261,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string
 		}
 	}
 	if _, err := buf.ReadFrom(io.LimitReader(src, limit+1)); err != nil {
-		return bodyFailure(err, what, h.cfg.MaxBodyBytes)
+		return bodyFailure(err, what, maxBody)
 	}
 	if int64(buf.Len()) > limit {
 		return tooLarge("decompressed body", limit)
@@ -469,7 +470,7 @@ func (h *Handler) serveHeartbeat(w http.ResponseWriter, r *http.Request) {
 	}
 	buf := h.getBuffer()
 	defer h.putBuffer(buf)
-	if f := h.readBody(w, r, signalHeartbeats, buf); f != nil {
+	if f := h.readBody(w, r, signalHeartbeats, buf, min(h.cfg.MaxBodyBytes, wire.MaxHeartbeatBytes)); f != nil {
 		h.failHeartbeat(w, f)
 		return
 	}

@@ -569,3 +569,27 @@ func TestMetricsRegisterTwice(t *testing.T) {
 		t.Errorf("got shared counter %v, want 2", got)
 	}
 }
+
+func TestHeartbeatReply(t *testing.T) {
+	h, _, _ := newTestHandler(t, func(c *Config) {
+		c.HeartbeatReply = func(hb wire.Heartbeat, now time.Time) wire.HeartbeatReply {
+			return wire.HeartbeatReply{OK: true, PolicyVersion: 7, Endpoints: map[string][]wire.Endpoint{
+				hb.Service: {{Instance: hb.InstanceID, Address: now.Format(time.RFC3339)}},
+			}}
+		}
+	})
+	req := httptest.NewRequest(http.MethodPost, wire.PathHeartbeat, bytes.NewReader(readTestdata(t, "heartbeat.json")))
+	rec := httptest.NewRecorder()
+	mux(h).ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("got status %d (%s), want 200", rec.Code, rec.Body)
+	}
+	var reply wire.HeartbeatReply
+	if err := json.Unmarshal(rec.Body.Bytes(), &reply); err != nil {
+		t.Fatalf("reply: %v", err)
+	}
+	eps := reply.Endpoints["orders"]
+	if !reply.OK || reply.PolicyVersion != 7 || len(eps) != 1 || eps[0].Address != testNow.Format(time.RFC3339) {
+		t.Errorf("got reply %+v, want ok, policy 7 and one orders endpoint stamped %v", reply, testNow)
+	}
+}
