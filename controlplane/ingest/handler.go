@@ -46,6 +46,7 @@ const (
 	DefaultMaxBodyBytes         = 4 << 20
 	DefaultMaxDecompressedBytes = 16 << 20
 	DefaultReadTimeout          = 10 * time.Second
+	DefaultMaxConcurrent        = 16
 )
 
 // Retry-After values sent when the store cannot take a write.
@@ -74,6 +75,10 @@ type Config struct {
 	// ReadTimeout bounds reading the body, against slow clients. It needs
 	// a server connection that supports read deadlines.
 	ReadTimeout time.Duration
+	// MaxConcurrent caps the OTLP requests read and decoded at once, which
+	// bounds ingest memory; a request beyond it gets 429 with
+	// Retry-After at once rather than queueing.
+	MaxConcurrent int
 	// Registerer receives the ingest metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Now stamps heartbeats and log records without a timestamp.
@@ -87,6 +92,7 @@ type Handler struct {
 	metrics *metrics
 	bufs    sync.Pool // *bytes.Buffer for request bodies
 	gzips   sync.Pool // *gzip.Reader
+	slots   chan struct{}
 }
 
 // maxPooledBuffer keeps rare huge bodies from pinning memory in the pool.
@@ -103,10 +109,17 @@ func New(cfg Config) *Handler {
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
 	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{cfg: cfg, metrics: newMetrics(cfg.Registerer)}
+	return &Handler{
+		cfg:     cfg,
+		metrics: newMetrics(cfg.Registerer),
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
+	}
 }
 
 // Traces serves POST /v1/traces: an OTLP ExportTraceServiceRequest as
@@ -157,6 +170,13 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request, signal strin
 	}
 	if (signal == signalTraces && h.cfg.Spans == nil) || (signal == signalLogs && h.cfg.Logs == nil) {
 		h.failOTLP(w, signal, enc, &failure{status: http.StatusNotImplemented, message: "ingest: " + signal + " are not stored by this server"})
+		return
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		h.failOTLP(w, signal, enc, &failure{status: http.StatusTooManyRequests, message: "ingest: too many concurrent requests, retry later", retryAfter: RetryAfterBusy})
 		return
 	}
 	buf := h.getBuffer()

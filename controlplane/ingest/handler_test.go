@@ -593,3 +593,51 @@ func TestHeartbeatReply(t *testing.T) {
 		t.Errorf("got reply %+v, want ok, policy 7 and one orders endpoint stamped %v", reply, testNow)
 	}
 }
+
+// blockingStore holds every write until release is closed.
+type blockingStore struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b blockingStore) WriteSpans(ctx context.Context, _ []store.Span) error {
+	b.entered <- struct{}{}
+	<-b.release
+	return nil
+}
+
+func (b blockingStore) WriteLogs(context.Context, []store.LogRecord) error { return nil }
+
+func TestConcurrencyLimit(t *testing.T) {
+	bs := blockingStore{entered: make(chan struct{}, 2), release: make(chan struct{})}
+	h := New(Config{Spans: bs, MaxConcurrent: 2})
+	body := marshal(t, tracesRequest("svc", validSpan()))
+	post := func() *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, wire.PathTraces, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ContentTypeProtobuf)
+		rec := httptest.NewRecorder()
+		h.Traces().ServeHTTP(rec, req)
+		return rec
+	}
+	done := make(chan int, 2)
+	for range 2 {
+		go func() { done <- post().Code }()
+	}
+	<-bs.entered
+	<-bs.entered // both slots are held inside the store
+
+	rec := post()
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "1" {
+		t.Errorf("third request: got %d Retry-After %q, want 429 and 1", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	close(bs.release)
+	for range 2 {
+		if code := <-done; code != http.StatusOK {
+			t.Errorf("held request: got %d, want 200", code)
+		}
+	}
+	go func() { <-bs.entered }()
+	if rec := post(); rec.Code != http.StatusOK {
+		t.Errorf("after release: got %d, want 200", rec.Code)
+	}
+}
