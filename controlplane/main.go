@@ -104,16 +104,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, Logger: log})
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
-		_ = srv.Shutdown(context.Background())
 		return err
 	}
 	url := "http://" + ln.Addr().String()
+	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, Logger: log, PublicURL: url})
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	fmt.Fprintf(stdout, "Pilothouse control plane\n  dashboard:  %s/\n  OTLP/HTTP:  %s/v1/traces, %s/v1/logs\n  agents:     PILOTHOUSE_URL=%s\n", url, url, url, url)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -100,12 +100,15 @@ func Start(opts Options) (_ *Demo, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("demo: control plane: %w", err)
 	}
+	d.URL = "http://" + cpLn.Addr().String()
+	if scfg.PublicURL == "" {
+		scfg.PublicURL = d.URL
+	}
 	d.server, err = server.New(scfg)
 	if err != nil {
 		cpLn.Close()
 		return nil, err
 	}
-	d.URL = "http://" + cpLn.Addr().String()
 	go func() {
 		if err := d.server.Serve(cpLn); err != nil {
 			opts.Logger.Error("demo: control plane stopped", "err", err)

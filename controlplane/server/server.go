@@ -35,6 +35,9 @@ const (
 type Config struct {
 	// DataDir holds the embedded store.
 	DataDir string
+	// PublicURL is the base URL agents and browsers reach this control
+	// plane at; the dashboard shows it in its hints.
+	PublicURL string
 	// AgentToken, when set, is required from agents on ingest endpoints.
 	AgentToken string
 	// Store tunes the embedded store (retention, queue size).
