@@ -148,11 +148,18 @@ type jsonHexID []byte
 var invalidID = []byte{0}
 
 func (id *jsonHexID) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("ID must be a hex string: %w", err)
+	var s []byte
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		s = b[1 : len(b)-1] // the common case: no escapes to undo
+	} else {
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return fmt.Errorf("ID must be a hex string: %w", err)
+		}
+		s = []byte(str)
 	}
-	d, err := hex.DecodeString(s)
+	d := make([]byte, hex.DecodedLen(len(s)))
+	_, err := hex.Decode(d, s)
 	if err != nil {
 		d = invalidID
 	}
