@@ -145,8 +145,6 @@ type jsonKVList struct {
 // rejected (partial success) rather than the whole request.
 type jsonHexID []byte
 
-var invalidID = []byte{0}
-
 func (id *jsonHexID) UnmarshalJSON(b []byte) error {
 	var s []byte
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
@@ -161,7 +159,7 @@ func (id *jsonHexID) UnmarshalJSON(b []byte) error {
 	d := make([]byte, hex.DecodedLen(len(s)))
 	_, err := hex.Decode(d, s)
 	if err != nil {
-		d = invalidID
+		d = []byte{0} // no ID length accepts one byte
 	}
 	*id = d
 	return nil
