@@ -197,7 +197,7 @@ func TestBadParametersAnswer400(t *testing.T) {
 		{"log cursor", "/logs?before=-4", `before "-4"`},
 		{"route sort", "/services/orders?sort=colour", `sort "colour"`},
 		{"sort dir", "/services/orders?dir=up", `dir "up"`},
-		{"map window", "/map?window=5s", "between 1m and 24h"},
+		{"map window", "/map?window=5s", "between 1m and 1h"},
 		{"trace path", "/traces/not-hex", "Bad trace ID"},
 		{"stream", "/logs/stream?level=LOUD", ""},
 	}

@@ -33,7 +33,7 @@ func mapView(m serviceMap, window string) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = selectField("window", "Window", window, []option{{"5m", "last 5 min"}, {"15m", "last 15 min"}, {"1h", "last hour"}, {"6h", "last 6 hours"}}).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = selectField("window", "Window", window, []option{{"5m", "last 5 min"}, {"15m", "last 15 min"}, {"1h", "last hour"}}).Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -102,7 +102,7 @@ func BenchmarkRealStore(b *testing.B) {
 		{"logs-text", "/logs?q=bank+declined"},
 		{"logs-older-page", fmt.Sprintf("/logs?before=%d", benchRequests*benchLogsPer/2)},
 		{"map-15m", "/map"},
-		{"map-24h", "/map?window=24h"},
+		{"map-1h", "/map?window=1h"},
 		{"search", "/search?q=" + requestID(mid)},
 	}
 	for _, p := range pages {
