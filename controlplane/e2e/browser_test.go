@@ -162,6 +162,14 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 	}
 }
 
+// void runs a that returns a value as a step of do.
+func void[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := a(ctx, t)
+		return err
+	})
+}
+
 func text(t *testing.T, ctx context.Context, sel chromedp.CSS) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.TextContent(sel))
@@ -260,6 +268,16 @@ func TestFollowAFailingRequest(t *testing.T) {
 
 	// Trace search and the service map render in the browser too.
 	do(t, ctx, "open trace search", chromedp.Navigate(base+"/traces?status=error"), chromedp.WaitVisible(css("traces-table")))
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.htmx ? htmx.version : "missing"`)); err != nil || v != "2.0.11" {
+		t.Errorf("htmx under the CSP: got %q (%v), want 2.0.11", v, err)
+	}
+	// The filter form swaps the results in place and pushes the URL.
+	do(t, ctx, "filter traces by service", chromedp.SendKeys(css("filter-service"), "payments"), chromedp.Click(css("traces-submit")),
+		void(chromedp.Poll[bool](`location.search.includes("service=payments")`, chromedp.WithPollingTimeout(10*time.Second))),
+		chromedp.WaitVisible(css("traces-table")))
+	if bad, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Array.from(document.querySelectorAll('[data-testid="trace-row"]')).filter(r => !r.textContent.includes("payments")).length`)); err != nil || bad != 0 {
+		t.Errorf("filtered traces: got %d rows without payments (%v), want 0", bad, err)
+	}
 	screenshot(t, ctx, "traces")
 	do(t, ctx, "open the map", chromedp.Navigate(base+"/map"), chromedp.WaitVisible(css("map-svg")))
 	screenshot(t, ctx, "map")
