@@ -70,8 +70,10 @@ func (e *testError) Error() string { return e.s }
 func serve(t *testing.T, h http.Handler, method, target string, header http.Header) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
-	for k, v := range header {
-		req.Header[k] = v
+	for k, vs := range header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
