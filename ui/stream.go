@@ -25,8 +25,10 @@ func (h *Handler) logStream(w http.ResponseWriter, r *http.Request) {
 	q.Limit = tailBatch
 
 	rc := http.NewResponseController(w)
-	// A stream outlives any server write timeout; not every writer can
-	// lift it, and that is fine for short tails.
+	// A stream outlives the server's read and write timeouts (a read
+	// deadline would cancel the request's context). Not every writer can
+	// lift them; then the browser reconnects and resumes by Last-Event-ID.
+	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
 	hd := w.Header()
 	hd.Set("Content-Type", "text/event-stream")

@@ -96,6 +96,39 @@ func TestLogStreamSendsNewLines(t *testing.T) {
 	}
 }
 
+// TestLogStreamOutlivesServerTimeouts: a server with short read and
+// write timeouts still streams after they pass.
+func TestLogStreamOutlivesServerTimeouts(t *testing.T) {
+	f := newFakeSource()
+	srv := httptest.NewUnstartedServer(newTestHandler(f, WithTailInterval(20*time.Millisecond)))
+	srv.Config.ReadTimeout = 100 * time.Millisecond
+	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/logs/stream?after=1000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	// Read idle comments until well past both timeouts.
+	for deadline := time.Now().Add(400 * time.Millisecond); time.Now().Before(deadline); {
+		if _, err := br.ReadString('\n'); err != nil {
+			t.Fatalf("stream ended early: %v", err)
+		}
+	}
+	f.addLog(LogLine{Time: testNow, Service: "orders", Level: "INFO", Body: "after the timeouts"})
+	if ev := readEvent(t, br); !strings.Contains(ev.data, "after the timeouts") {
+		t.Errorf("event: got %q, want the new line", ev.data)
+	}
+}
+
 func TestLogStreamResumesFromLastEventID(t *testing.T) {
 	f := newFakeSource()
 	h := newTestHandler(f, WithTailInterval(time.Hour))
