@@ -38,6 +38,9 @@ type Agent struct {
 
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
+	// serverSpan is built once so that starting a span allocates no
+	// option slice.
+	serverSpan []trace.SpanStartOption
 	prop   propagation.TraceContext
 	spans  *spanQueue // nil when spans are not exported
 
@@ -107,6 +110,7 @@ func New(service string, opts ...Option) (*Agent, error) {
 	}
 	a.tp = sdktrace.NewTracerProvider(tpOpts...)
 	a.tracer = a.tp.Tracer(instrumentationName)
+	a.serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 	a.sink = newLogSink(a, cfg)
 	a.logger = slog.New(&logHandler{sink: a.sink})

@@ -6,74 +6,101 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
 
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
-	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
 // logExporter encodes batches of log entries as an OTLP
-// ExportLogsServiceRequest and posts them to the control plane. It is used
-// by one goroutine at a time (the log queue's), so it reuses its buffer.
+// ExportLogsServiceRequest and posts them to the control plane. The
+// protobuf is written directly with protowire (no intermediate message
+// objects: this runs for every log line). It is used by one goroutine at a
+// time (the log queue's), so it reuses its buffers.
 type logExporter struct {
-	url      string
-	token    string
-	client   *http.Client
-	resource *resourcepb.Resource
-	scope    *commonpb.InstrumentationScope
-	buf      []byte
+	url    string
+	token  string
+	client *http.Client
+	// resource and scope are the encoded ResourceLogs.resource and
+	// ScopeLogs.scope fields, the same for every batch.
+	resource []byte
+	scope    []byte
+
+	records, rec, scopeLogs, resourceLogs, body []byte
 }
 
+// Field numbers of the OTLP messages written here.
+const (
+	fieldRequestResourceLogs = 1 // ExportLogsServiceRequest.resource_logs
+	fieldResourceLogsRes     = 1 // ResourceLogs.resource
+	fieldResourceLogsScope   = 2 // ResourceLogs.scope_logs
+	fieldResourceAttrs       = 1 // Resource.attributes
+	fieldScopeLogsScope      = 1 // ScopeLogs.scope
+	fieldScopeLogsRecords    = 2 // ScopeLogs.log_records
+	fieldScopeName           = 1 // InstrumentationScope.name
+	fieldRecordTime          = 1
+	fieldRecordSeverity      = 2
+	fieldRecordSeverityText  = 3
+	fieldRecordBody          = 5
+	fieldRecordAttrs         = 6
+	fieldRecordFlags         = 8
+	fieldRecordTraceID       = 9
+	fieldRecordSpanID        = 10
+	fieldRecordObserved      = 11
+	fieldKVKey               = 1
+	fieldKVValue             = 2
+	fieldAnyString           = 1
+	fieldAnyBool             = 2
+	fieldAnyInt              = 3
+	fieldAnyDouble           = 4
+)
+
 func newLogExporter(service string, cfg config) *logExporter {
-	attrs := []*commonpb.KeyValue{
-		stringKV("service.name", service),
-		stringKV(wire.AttrInstanceID, cfg.instanceID),
-	}
+	var res []byte
+	res = appendStringKV(res, fieldResourceAttrs, "service.name", service)
+	res = appendStringKV(res, fieldResourceAttrs, wire.AttrInstanceID, cfg.instanceID)
 	if cfg.version != "" {
-		attrs = append(attrs, stringKV("service.version", cfg.version))
+		res = appendStringKV(res, fieldResourceAttrs, "service.version", cfg.version)
 	}
+	var scope []byte
+	scope = protowire.AppendTag(scope, fieldScopeName, protowire.BytesType)
+	scope = protowire.AppendString(scope, instrumentationName)
 	return &logExporter{
 		url:      cfg.controlPlane + wire.PathLogs,
 		token:    cfg.token,
 		client:   cfg.httpClient,
-		resource: &resourcepb.Resource{Attributes: attrs},
-		scope:    &commonpb.InstrumentationScope{Name: instrumentationName},
+		resource: protowire.AppendBytes(protowire.AppendTag(nil, fieldResourceLogsRes, protowire.BytesType), res),
+		scope:    protowire.AppendBytes(protowire.AppendTag(nil, fieldScopeLogsScope, protowire.BytesType), scope),
 	}
 }
 
-func stringKV(k, v string) *commonpb.KeyValue {
-	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
-}
-
-// encode builds the OTLP request for entries.
-func (e *logExporter) encode(entries []logEntry) *collogs.ExportLogsServiceRequest {
-	records := make([]*logspb.LogRecord, len(entries))
+// encode returns the ExportLogsServiceRequest for entries. The result is
+// valid until the next call.
+func (e *logExporter) encode(entries []logEntry) []byte {
+	e.records = e.records[:0]
 	for i := range entries {
-		records[i] = toLogRecord(&entries[i])
+		e.rec = appendLogRecord(e.rec[:0], &entries[i])
+		e.records = protowire.AppendTag(e.records, fieldScopeLogsRecords, protowire.BytesType)
+		e.records = protowire.AppendBytes(e.records, e.rec)
 	}
-	return &collogs.ExportLogsServiceRequest{
-		ResourceLogs: []*logspb.ResourceLogs{{
-			Resource: e.resource,
-			ScopeLogs: []*logspb.ScopeLogs{{
-				Scope:      e.scope,
-				LogRecords: records,
-			}},
-		}},
-	}
+	e.scopeLogs = append(append(e.scopeLogs[:0], e.scope...), e.records...)
+	e.resourceLogs = append(e.resourceLogs[:0], e.resource...)
+	e.resourceLogs = protowire.AppendTag(e.resourceLogs, fieldResourceLogsScope, protowire.BytesType)
+	e.resourceLogs = protowire.AppendBytes(e.resourceLogs, e.scopeLogs)
+	e.body = protowire.AppendTag(e.body[:0], fieldRequestResourceLogs, protowire.BytesType)
+	e.body = protowire.AppendBytes(e.body, e.resourceLogs)
+	return e.body
 }
 
 func (e *logExporter) export(ctx context.Context, entries []logEntry) error {
-	var err error
-	e.buf, err = proto.MarshalOptions{}.MarshalAppend(e.buf[:0], e.encode(entries))
-	if err != nil {
-		return fmt.Errorf("agent: encode logs: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(e.buf))
+	body := e.encode(entries)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("agent: export logs: %w", err)
 	}
@@ -90,40 +117,44 @@ func (e *logExporter) export(ctx context.Context, entries []logEntry) error {
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("agent: export logs: %s", resp.Status)
 	}
-	if cap(e.buf) > 4<<20 {
-		e.buf = nil
+	if cap(e.body) > 4<<20 { // do not hold on to one huge batch's buffers
+		e.records, e.scopeLogs, e.resourceLogs, e.body = nil, nil, nil, nil
 	}
 	return nil
 }
 
-func toLogRecord(e *logEntry) *logspb.LogRecord {
-	n := len(e.attrs)
+func appendLogRecord(b []byte, e *logEntry) []byte {
+	ts := uint64(e.time.UnixNano())
+	b = protowire.AppendTag(b, fieldRecordTime, protowire.Fixed64Type)
+	b = protowire.AppendFixed64(b, ts)
+	b = protowire.AppendTag(b, fieldRecordSeverity, protowire.VarintType)
+	b = protowire.AppendVarint(b, uint64(severity(e.level)))
+	b = protowire.AppendTag(b, fieldRecordSeverityText, protowire.BytesType)
+	b = appendUTF8(b, e.level.String())
+	b = protowire.AppendTag(b, fieldRecordBody, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(protowire.SizeTag(fieldAnyString)+protowire.SizeBytes(utf8Len(e.msg))))
+	b = protowire.AppendTag(b, fieldAnyString, protowire.BytesType)
+	b = appendUTF8(b, e.msg)
 	if e.requestID != "" {
-		n++
-	}
-	attrs := make([]*commonpb.KeyValue, 0, n)
-	if e.requestID != "" {
-		attrs = append(attrs, stringKV(wire.AttrRequestID, e.requestID))
+		b = appendStringKV(b, fieldRecordAttrs, wire.AttrRequestID, e.requestID)
 	}
 	for _, a := range e.attrs {
-		attrs = append(attrs, &commonpb.KeyValue{Key: a.Key, Value: anyValue(a.Value)})
-	}
-	rec := &logspb.LogRecord{
-		TimeUnixNano:         uint64(e.time.UnixNano()),
-		ObservedTimeUnixNano: uint64(e.time.UnixNano()),
-		SeverityNumber:       severity(e.level),
-		SeverityText:         e.level.String(),
-		Body:                 &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: e.msg}},
-		Attributes:           attrs,
-	}
-	if e.traceID.IsValid() {
-		rec.TraceId = append([]byte(nil), e.traceID[:]...)
+		b = appendKV(b, fieldRecordAttrs, a.Key, a.Value)
 	}
 	if e.spanID.IsValid() {
-		rec.SpanId = append([]byte(nil), e.spanID[:]...)
-		rec.Flags = 1
+		b = protowire.AppendTag(b, fieldRecordFlags, protowire.Fixed32Type)
+		b = protowire.AppendFixed32(b, 1) // sampled
 	}
-	return rec
+	if e.traceID.IsValid() {
+		b = protowire.AppendTag(b, fieldRecordTraceID, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.traceID[:])
+	}
+	if e.spanID.IsValid() {
+		b = protowire.AppendTag(b, fieldRecordSpanID, protowire.BytesType)
+		b = protowire.AppendBytes(b, e.spanID[:])
+	}
+	b = protowire.AppendTag(b, fieldRecordObserved, protowire.Fixed64Type)
+	return protowire.AppendFixed64(b, ts)
 }
 
 // severity maps slog levels onto OTLP severity numbers: Debug 5, Info 9,
@@ -133,23 +164,85 @@ func severity(l slog.Level) logspb.SeverityNumber {
 	return logspb.SeverityNumber(min(max(n, 1), 24))
 }
 
-func anyValue(v slog.Value) *commonpb.AnyValue {
+func appendStringKV(b []byte, field protowire.Number, k, v string) []byte {
+	return appendKV(b, field, k, slog.StringValue(v))
+}
+
+// appendKV appends a KeyValue with a scalar AnyValue as field.
+func appendKV(b []byte, field protowire.Number, k string, v slog.Value) []byte {
+	anySize := anyValueSize(v)
+	kvSize := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(utf8Len(k)) +
+		protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(anySize)
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(kvSize))
+	b = protowire.AppendTag(b, fieldKVKey, protowire.BytesType)
+	b = appendUTF8(b, k)
+	b = protowire.AppendTag(b, fieldKVValue, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(anySize))
+	return appendAnyValue(b, v)
+}
+
+// scalar reduces v to the kinds OTLP has: string, bool, int, double.
+func scalar(v slog.Value) slog.Value {
 	switch v.Kind() {
-	case slog.KindString:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
-	case slog.KindInt64:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: v.Int64()}}
+	case slog.KindString, slog.KindBool, slog.KindInt64, slog.KindFloat64:
+		return v
 	case slog.KindUint64:
-		u := v.Uint64()
-		if u > 1<<63-1 {
-			return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
+		if u := v.Uint64(); u <= 1<<63-1 {
+			return slog.Int64Value(int64(u))
 		}
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: int64(u)}}
-	case slog.KindFloat64:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: v.Float64()}}
-	case slog.KindBool:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: v.Bool()}}
-	default:
-		return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
+	case slog.KindTime:
+		return slog.StringValue(v.Time().Format(time.RFC3339Nano))
 	}
+	return slog.StringValue(v.String())
+}
+
+func anyValueSize(v slog.Value) int {
+	v = scalar(v)
+	switch v.Kind() {
+	case slog.KindBool:
+		return protowire.SizeTag(fieldAnyBool) + 1
+	case slog.KindInt64:
+		return protowire.SizeTag(fieldAnyInt) + protowire.SizeVarint(uint64(v.Int64()))
+	case slog.KindFloat64:
+		return protowire.SizeTag(fieldAnyDouble) + 8
+	default:
+		return protowire.SizeTag(fieldAnyString) + protowire.SizeBytes(utf8Len(v.String()))
+	}
+}
+
+func appendAnyValue(b []byte, v slog.Value) []byte {
+	v = scalar(v)
+	switch v.Kind() {
+	case slog.KindBool:
+		b = protowire.AppendTag(b, fieldAnyBool, protowire.VarintType)
+		return protowire.AppendVarint(b, protowire.EncodeBool(v.Bool()))
+	case slog.KindInt64:
+		b = protowire.AppendTag(b, fieldAnyInt, protowire.VarintType)
+		return protowire.AppendVarint(b, uint64(v.Int64()))
+	case slog.KindFloat64:
+		b = protowire.AppendTag(b, fieldAnyDouble, protowire.Fixed64Type)
+		return protowire.AppendFixed64(b, math.Float64bits(v.Float64()))
+	default:
+		b = protowire.AppendTag(b, fieldAnyString, protowire.BytesType)
+		return appendUTF8(b, v.String())
+	}
+}
+
+// appendUTF8 appends s as a protobuf string. Proto3 strings must be valid
+// UTF-8 (decoders reject the whole request otherwise), so invalid bytes
+// become U+FFFD.
+func appendUTF8(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return protowire.AppendString(b, s)
+}
+
+// utf8Len is the length appendUTF8 writes for s.
+func utf8Len(s string) int {
+	if utf8.ValidString(s) {
+		return len(s)
+	}
+	return len(strings.ToValidUTF8(s, "\uFFFD"))
 }

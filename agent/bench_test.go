@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// The agent-overhead benchmarks serve the same Gin route bare and with the
+// full agent: 100% sampling, spans and logs exported to a local OTLP sink
+// that discards, metrics, the access log and one log line from the
+// handler, local JSON log lines encoded and written to a discarding writer.
+//
+//	go test ./agent -run '^$' -bench 'Gin|Loopback' -benchtime 3s -count 3
+
+// discardWriter throws bytes away without being io.Discard, so that the
+// agent still encodes local JSON lines.
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func sinkServer(b *testing.B) *httptest.Server {
+	b.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	b.Cleanup(s.Close)
+	return s
+}
+
+func benchEngine(b *testing.B, withAgent bool) *gin.Engine {
+	b.Helper()
+	r := gin.New()
+	if withAgent {
+		sink := sinkServer(b)
+		a, err := New("bench", withEnv(noEnv), WithControlPlane(sink.URL), WithSampleRatio(1),
+			WithLocalLog(discardWriter{}), WithInstanceID("bench-1"))
+		if err != nil {
+			b.Fatalf("New: %v", err)
+		}
+		b.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = a.Shutdown(ctx)
+		})
+		r.Use(a.Middleware())
+		r.GET("/users/:id", func(c *gin.Context) {
+			Logger(c).Info("loading user", "user", c.Param("id"))
+			c.String(http.StatusOK, "hello user")
+		})
+		return r
+	}
+	r.GET("/users/:id", func(c *gin.Context) {
+		c.String(http.StatusOK, "hello user")
+	})
+	return r
+}
+
+// benchWriter is a reusable http.ResponseWriter.
+type benchWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+
+func benchInProcess(b *testing.B, withAgent bool) {
+	r := benchEngine(b, withAgent)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		req := httptest.NewRequest(http.MethodGet, "/users/42", nil)
+		req.RemoteAddr = "127.0.0.1:5000"
+		w := &benchWriter{h: make(http.Header)}
+		for pb.Next() {
+			clear(w.h)
+			r.ServeHTTP(w, req)
+			if w.code != 0 && w.code != http.StatusOK {
+				b.Errorf("status: got %d, want 200", w.code)
+			}
+		}
+	})
+}
+
+func BenchmarkGinBare(b *testing.B)  { benchInProcess(b, false) }
+func BenchmarkGinAgent(b *testing.B) { benchInProcess(b, true) }
+
+// benchLoopback serves on 127.0.0.1 and drives the server with concurrent
+// keep-alive clients (4 per GOMAXPROCS), reporting requests per second.
+func benchLoopback(b *testing.B, withAgent bool) {
+	r := benchEngine(b, withAgent)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatalf("listen: %v", err)
+	}
+	srv := &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + ln.Addr().String() + "/users/42"
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}
+	b.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr}
+
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			resp, err := client.Get(url)
+			if err != nil {
+				b.Errorf("get: %v", err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status: got %d, want 200", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+}
+
+func BenchmarkLoopbackBare(b *testing.B)  { benchLoopback(b, false) }
+func BenchmarkLoopbackAgent(b *testing.B) { benchLoopback(b, true) }
