@@ -35,6 +35,9 @@ type Config struct {
 	// AuthenticateAgent checks an agent's token on the long-poll; nil
 	// accepts every agent.
 	AuthenticateAgent func(r *http.Request) error
+	// OnChange, if set, is called after a successful PUT or rollback
+	// with the stored change (who, what, diff): the audit hook.
+	OnChange func(r *http.Request, c policy.Change)
 }
 
 // Handler serves the policy endpoints.
@@ -89,6 +92,7 @@ func (h *Handler) put(w http.ResponseWriter, r *http.Request) {
 		writePolicyError(w, err)
 		return
 	}
+	h.changed(r, stored)
 	api.WriteJSON(w, http.StatusOK, stored)
 }
 
@@ -143,7 +147,22 @@ func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 		writePolicyError(w, err)
 		return
 	}
+	h.changed(r, stored)
 	api.WriteJSON(w, http.StatusOK, stored)
+}
+
+// changed hands the stored change to OnChange.
+func (h *Handler) changed(r *http.Request, stored wire.Policy) {
+	if h.cfg.OnChange == nil {
+		return
+	}
+	changes, err := h.cfg.Store.History(r.Context(), stored.Service, 1)
+	if err != nil || len(changes) == 0 || changes[0].Version != stored.Version {
+		// The change is stored; report what is known without its diff.
+		h.cfg.OnChange(r, policy.Change{Service: stored.Service, Version: stored.Version, Actor: h.cfg.Actor(r), Remote: r.RemoteAddr, Policy: stored})
+		return
+	}
+	h.cfg.OnChange(r, changes[0])
 }
 
 func (h *Handler) author(r *http.Request) policy.Author {
