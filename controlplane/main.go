@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
 	"github.com/pilothouse/pilothouse/controlplane/policycli"
 	"github.com/pilothouse/pilothouse/controlplane/server"
@@ -30,6 +31,8 @@ import (
 // Environment variables read by the control plane.
 const (
 	EnvAgentToken = "PILOTHOUSE_AGENT_TOKEN"
+	// EnvAdminPassword is the first admin's password (auth.EnvAdminPassword).
+	EnvAdminPassword = auth.EnvAdminPassword
 )
 
 const usage = `usage: controlplane <command> [flags]
@@ -75,6 +78,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 type commonFlags struct {
 	addr, data, agentToken, logLevel string
+	tlsCert, tlsKey                  string
+}
+
+func (c *commonFlags) scheme() string {
+	if c.tlsCert != "" {
+		return "https://"
+	}
+	return "http://"
+}
+
+func (c *commonFlags) checkTLS() error {
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	return nil
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -82,6 +100,8 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.data, "data", server.DefaultDataDir, "data directory of the embedded store")
 	fs.StringVar(&c.agentToken, "agent-token", os.Getenv(EnvAgentToken), "token agents must send (env "+EnvAgentToken+"); empty accepts any agent")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -104,19 +124,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkTLS(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
-	url := "http://" + ln.Addr().String()
-	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, Logger: log, PublicURL: url})
+	url := c.scheme() + ln.Addr().String()
+	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "Pilothouse control plane\n  dashboard:  %s/\n  OTLP/HTTP:  %s/v1/traces, %s/v1/logs\n  agents:     PILOTHOUSE_URL=%s\n", url, url, url, url)
+	if pw := srv.InitialAdminPassword(); pw != "" {
+		fmt.Fprintf(stdout, "  login:      %s / %s   (generated once; not stored in clear, change it or keep it safe)\n", auth.AdminName, pw)
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey) }()
 	select {
 	case err := <-errc:
 		return err
@@ -141,13 +167,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := c.checkTLS(); err != nil {
+		return err
+	}
 	r := *rate
 	if r == 0 {
 		r = -1
 	}
 	d, err := demo.Start(demo.Options{
 		Addr: c.addr, DataDir: c.data, Rate: r, Logger: log,
-		Server: server.Config{AgentToken: c.agentToken},
+		Server:  server.Config{AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword)},
+		TLSCert: c.tlsCert, TLSKey: c.tlsKey,
 	})
 	if err != nil {
 		return err
@@ -155,11 +185,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, `Pilothouse demo is running.
 
   Open the dashboard:  %s/
+  login:               %s / %s
   Shop gateway:        %s  (try %s/api/orders/42)
   JSON API:            %s/api/v1/services
 
 Traffic: about %.0f requests/s into the shop. Press Ctrl-C to stop.
-`, d.URL, d.GatewayURL(), d.GatewayURL(), d.URL, *rate)
+`, d.URL, d.AdminUser, d.AdminPassword, d.GatewayURL(), d.GatewayURL(), d.URL, *rate)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping the demo")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

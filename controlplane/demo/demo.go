@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/agent"
+	"github.com/pilothouse/pilothouse/controlplane/audit"
+	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/server"
 	"github.com/pilothouse/pilothouse/examples/shop/services"
 )
@@ -36,6 +38,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// Server adjusts the control plane's configuration.
 	Server server.Config
+	// TLSCert and TLSKey, when set, serve the control plane over HTTPS.
+	// The demo agents then need to trust the certificate.
+	TLSCert, TLSKey string
 	// Logger receives the demo's own logs.
 	Logger *slog.Logger
 }
@@ -46,6 +51,12 @@ type Demo struct {
 	URL string
 	// Services maps each shop service to its base URL.
 	Services map[string]string
+	// AdminUser and AdminPassword sign in to the dashboard. The password
+	// is Server.AdminPassword (env PILOTHOUSE_ADMIN_PASSWORD in the demo
+	// command) or generated at each start: the demo resets the admin's
+	// password so it can always print a working one.
+	AdminUser     string
+	AdminPassword string
 
 	server  *server.Server
 	servers []*http.Server
@@ -88,6 +99,8 @@ func Start(opts Options) (_ *Demo, err error) {
 	}
 
 	d := &Demo{Services: map[string]string{}, done: make(chan struct{})}
+	// Listen first so every service knows its peers' addresses.
+	names := []string{services.Inventory, services.Payments, services.Orders, services.Gateway}
 	defer func() {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -101,6 +114,9 @@ func Start(opts Options) (_ *Demo, err error) {
 		return nil, fmt.Errorf("demo: control plane: %w", err)
 	}
 	d.URL = "http://" + cpLn.Addr().String()
+	if opts.TLSCert != "" {
+		d.URL = "https://" + cpLn.Addr().String()
+	}
 	if scfg.PublicURL == "" {
 		scfg.PublicURL = d.URL
 	}
@@ -109,14 +125,21 @@ func Start(opts Options) (_ *Demo, err error) {
 		cpLn.Close()
 		return nil, err
 	}
+	if err := d.setUpAccess(scfg.AdminPassword); err != nil {
+		cpLn.Close()
+		return nil, err
+	}
+	agentTokens, err := d.agentTokens(names)
+	if err != nil {
+		cpLn.Close()
+		return nil, err
+	}
 	go func() {
-		if err := d.server.Serve(cpLn); err != nil {
+		if err := d.server.ServeTLS(cpLn, opts.TLSCert, opts.TLSKey); err != nil {
 			opts.Logger.Error("demo: control plane stopped", "err", err)
 		}
 	}()
 
-	// Listen first so every service knows its peers' addresses.
-	names := []string{services.Inventory, services.Payments, services.Orders, services.Gateway}
 	listeners := map[string]net.Listener{}
 	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -133,7 +156,7 @@ func Start(opts Options) (_ *Demo, err error) {
 		ln := listeners[name]
 		ag, err := agent.New(name,
 			agent.WithControlPlane(d.URL),
-			agent.WithToken(scfg.AgentToken),
+			agent.WithToken(agentTokens[name]),
 			agent.WithAddress(ln.Addr().String()),
 			agent.WithVersion("v1.4.2"),
 			agent.WithHeartbeatInterval(opts.Heartbeat),
@@ -163,6 +186,69 @@ func Start(opts Options) (_ *Demo, err error) {
 		}
 	}()
 	return d, nil
+}
+
+// setUpAccess makes sure the admin exists with a password the demo can
+// print: the configured one, the one the server just generated, or a
+// fresh one.
+func (d *Demo) setUpAccess(password string) error {
+	ctx := context.Background()
+	users := d.server.Auth()
+	d.AdminUser = auth.AdminName
+	if pw := d.server.InitialAdminPassword(); pw != "" {
+		d.AdminPassword = pw
+		return nil
+	}
+	if password == "" {
+		password = auth.GeneratePassword()
+	}
+	d.AdminPassword = password
+	u, err := users.User(ctx, auth.AdminName)
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		_, err = users.CreateUser(ctx, auth.AdminName, password, auth.RoleAdmin)
+	case err == nil && u.Role == auth.RoleAdmin && !u.Disabled:
+		// A configured password may be the current one: keep sessions.
+		if _, aerr := users.Authenticate(ctx, auth.AdminName, password); aerr == nil {
+			return nil
+		}
+		_, err = users.UpdateUser(ctx, auth.AdminName, auth.UserChange{Password: &password})
+	case err == nil:
+		admin, off := auth.RoleAdmin, false
+		_, err = users.UpdateUser(ctx, auth.AdminName, auth.UserChange{Password: &password, Role: &admin, Disabled: &off})
+	}
+	if err != nil {
+		return fmt.Errorf("demo: admin user: %w", err)
+	}
+	_, err = d.server.Audit().Record(ctx, audit.Event{Actor: "demo", Action: audit.ActionUserUpdate, Target: auth.AdminName, Detail: "password reset by the demo at start"})
+	return err
+}
+
+// agentTokens gives each shop service its own agent token, limited to
+// that service, revoking those of earlier runs.
+func (d *Demo) agentTokens(names []string) (map[string]string, error) {
+	ctx := context.Background()
+	users := d.server.Auth()
+	old, err := users.Tokens(ctx, auth.KindAgent)
+	if err != nil {
+		return nil, fmt.Errorf("demo: agent tokens: %w", err)
+	}
+	for _, t := range old {
+		if t.Active() && t.CreatedBy == "demo" {
+			if _, err := users.RevokeToken(ctx, t.ID); err != nil {
+				return nil, fmt.Errorf("demo: agent tokens: %w", err)
+			}
+		}
+	}
+	out := map[string]string{}
+	for _, name := range names {
+		secret, _, err := users.CreateToken(ctx, auth.NewToken{Kind: auth.KindAgent, Name: "demo-" + name, Services: []string{name}, CreatedBy: "demo"})
+		if err != nil {
+			return nil, fmt.Errorf("demo: agent token for %s: %w", name, err)
+		}
+		out[name] = secret
+	}
+	return out, nil
 }
 
 // Close stops traffic, the shop (flushing each agent) and the control

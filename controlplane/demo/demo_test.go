@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/server"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/examples/shop/services"
 )
@@ -17,7 +21,8 @@ import (
 // startDemo runs a quiet demo on free loopback ports with its own store.
 func startDemo(t *testing.T) *Demo {
 	t.Helper()
-	d, err := Start(Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Rate: -1, ErrorRate: -1, Heartbeat: 200 * time.Millisecond})
+	d, err := Start(Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Rate: -1, ErrorRate: -1, Heartbeat: 200 * time.Millisecond,
+		Server: server.Config{Auth: auth.Config{BcryptCost: bcrypt.MinCost}}})
 	if err != nil {
 		t.Fatalf("start demo: %v", err)
 	}
@@ -31,9 +36,21 @@ func startDemo(t *testing.T) *Demo {
 	return d
 }
 
-func getJSON(t *testing.T, rawURL string, out any) int {
+// viewerToken returns an API token for reading the demo's API.
+func viewerToken(t *testing.T, d *Demo) string {
 	t.Helper()
-	resp, err := http.Get(rawURL)
+	secret, _, err := d.Server().Auth().CreateToken(context.Background(), auth.NewToken{Kind: auth.KindAPI, Name: "demo-test", Role: auth.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+func getJSON(t *testing.T, token, rawURL string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, rawURL, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", rawURL, err)
 	}
@@ -66,6 +83,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() (bo
 // services and log lines from each, all found by its request ID.
 func TestOneRequestAcrossTheShop(t *testing.T) {
 	d := startDemo(t)
+	tok := viewerToken(t, d)
 	const requestID = "it-order-placement-1"
 
 	req, _ := http.NewRequest(http.MethodPost, d.GatewayURL()+"/api/orders", strings.NewReader(`{"sku":"sku-7","quantity":2,"amount":19.99}`))
@@ -86,7 +104,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 	var traceID string
 	eventually(t, 20*time.Second, "trace found by request ID", func() (bool, string) {
 		var body struct{ Traces []store.TraceSummary }
-		getJSON(t, d.URL+"/api/v1/traces?request_id="+url.QueryEscape(requestID), &body)
+		getJSON(t, tok, d.URL+"/api/v1/traces?request_id="+url.QueryEscape(requestID), &body)
 		if len(body.Traces) != 1 {
 			return false, fmt.Sprintf("%d traces", len(body.Traces))
 		}
@@ -97,7 +115,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 	want := []string{services.Gateway, services.Orders, services.Payments, services.Inventory}
 	eventually(t, 20*time.Second, "spans from all four services", func() (bool, string) {
 		var body struct{ Spans []store.Span }
-		getJSON(t, d.URL+"/api/v1/traces/"+traceID, &body)
+		getJSON(t, tok, d.URL+"/api/v1/traces/"+traceID, &body)
 		seen := map[string]bool{}
 		for _, s := range body.Spans {
 			if s.TraceID != traceID {
@@ -120,7 +138,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 
 	eventually(t, 20*time.Second, "log lines from all four services", func() (bool, string) {
 		var body struct{ Logs []store.LogRecord }
-		getJSON(t, d.URL+"/api/v1/logs?request_id="+url.QueryEscape(requestID), &body)
+		getJSON(t, tok, d.URL+"/api/v1/logs?request_id="+url.QueryEscape(requestID), &body)
 		seen := map[string]bool{}
 		for _, l := range body.Logs {
 			if l.RequestID != requestID {
@@ -147,7 +165,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 				Instances []json.RawMessage
 			}
 		}
-		getJSON(t, d.URL+"/api/v1/services", &body)
+		getJSON(t, tok, d.URL+"/api/v1/services", &body)
 		healthy := map[string]bool{}
 		for _, s := range body.Services {
 			healthy[s.Name] = s.Health == "healthy" && len(s.Instances) == 1

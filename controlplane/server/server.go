@@ -1,6 +1,13 @@
 // Package server wires the control plane together: the embedded store, the
 // instance registry, OTLP and heartbeat ingest, the JSON query API, the
-// dashboard, /metrics and /healthz, behind one HTTP server.
+// dashboard, /metrics and /healthz, behind one HTTP server, and guards it:
+// users and API tokens with roles for people, agent tokens for agents,
+// CSRF tokens on state changes, and an audit log of every change.
+//
+// Who may call what (see classify): /login, /static/ and /healthz are
+// public; the agent endpoints need an agent token once one exists; every
+// other route needs a session or an API token: viewer for reads,
+// operator for policy changes, admin for users and tokens.
 package server
 
 import (
@@ -18,6 +25,9 @@ import (
 
 	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/api"
+	"github.com/pilothouse/pilothouse/controlplane/audit"
+	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/auth/console"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
 	"github.com/pilothouse/pilothouse/controlplane/policy"
 	"github.com/pilothouse/pilothouse/controlplane/policyapi"
@@ -38,8 +48,14 @@ type Config struct {
 	// PublicURL is the base URL agents and browsers reach this control
 	// plane at; the dashboard shows it in its hints.
 	PublicURL string
-	// AgentToken, when set, is required from agents on ingest endpoints.
+	// AgentToken, when set, is a shared token agents may present on the
+	// agent endpoints (named agent tokens work too).
 	AgentToken string
+	// AdminPassword is the first admin's password, used only when there
+	// are no users yet; empty generates one (see InitialAdminPassword).
+	AdminPassword string
+	// Auth tunes sessions and password hashing; its Now defaults to Now.
+	Auth auth.Config
 	// Store tunes the embedded store (retention, queue size).
 	Store store.Options
 	// Logger receives the control plane's own logs.
@@ -56,8 +72,12 @@ type Server struct {
 	policies *policy.Store
 	registry *registry.Registry
 	metrics  *prometheus.Registry
+	auth     *auth.Store
+	audit    *audit.Log
 	handler  http.Handler
 	http     *http.Server
+
+	initialPassword string
 }
 
 // New opens the store and builds the HTTP handler.
@@ -80,28 +100,60 @@ func New(cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("server: open policy store: %w", err)
 	}
+	if cfg.Auth.Now == nil {
+		cfg.Auth.Now = cfg.Now
+	}
+	users, err := auth.Open(cfg.DataDir, cfg.Auth)
+	if err != nil {
+		st.Close()
+		pol.Close()
+		return nil, fmt.Errorf("server: open auth store: %w", err)
+	}
+	auditLog, err := audit.Open(cfg.DataDir, cfg.Now)
+	if err != nil {
+		st.Close()
+		pol.Close()
+		users.Close()
+		return nil, fmt.Errorf("server: open audit log: %w", err)
+	}
 	s := &Server{
 		cfg:      cfg,
 		store:    st,
 		policies: pol,
 		registry: registry.New(registry.Options{}),
 		metrics:  prometheus.NewRegistry(),
+		auth:     users,
+		audit:    auditLog,
+	}
+	s.initialPassword, err = users.EnsureAdmin(context.Background(), cfg.AdminPassword)
+	if err != nil {
+		s.closeStores()
+		return nil, fmt.Errorf("server: first admin: %w", err)
+	}
+	authMetrics := auth.NewMetrics(s.metrics)
+	g := &gate{
+		store: users, agents: auth.NewAgentAuthenticator(users, cfg.AgentToken), audit: auditLog,
+		metrics: authMetrics, throttle: audit.NewThrottle(time.Minute, 10000), now: cfg.Now, log: cfg.Logger,
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerStoreMetrics()
 
+	checked := serviceChecked{spans: st, logs: st, gate: g}
 	ingestCfg := ingest.Config{
-		Spans:          st,
-		Logs:           st,
+		Spans:          checked,
+		Logs:           checked,
 		Heartbeats:     s.registry,
 		HeartbeatReply: heartbeatReply(s.registry, pol),
 		Registerer:     s.metrics,
 		Now:            cfg.Now,
 	}
-	policyCfg := policyapi.Config{Store: pol}
-	if cfg.AgentToken != "" {
-		ingestCfg.Authenticate = ingest.BearerToken(cfg.AgentToken)
-		policyCfg.AuthenticateAgent = ingestCfg.Authenticate
+	// The gate authenticates agents; the handlers answer its refusals.
+	ingestCfg.Authenticate = func(r *http.Request) error { return agentError(r.Context()) }
+	policyCfg := policyapi.Config{
+		Store:             pol,
+		Actor:             actorOf,
+		AuthenticateAgent: ingestCfg.Authenticate,
+		OnChange:          g.auditPolicyChange,
 	}
 	in := ingest.New(ingestCfg)
 
@@ -113,9 +165,31 @@ func New(cfg Config) (*Server, error) {
 	policyapi.New(policyCfg).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	mux.HandleFunc("GET /healthz", s.healthz)
+	console.New(console.Config{
+		Auth: users, Audit: auditLog, Metrics: authMetrics, Logger: cfg.Logger, Now: cfg.Now,
+		AgentsOpen: func(ctx context.Context) bool {
+			open, err := g.agentsOpen(ctx, cfg.AgentToken)
+			return err == nil && open
+		},
+	}).Register(mux)
 	mountDashboard(mux, st, s.registry, cfg)
-	s.handler = mux
+	s.handler = g.wrap(mux)
 	return s, nil
+}
+
+// InitialAdminPassword is the first admin's generated password when this
+// New created the admin without Config.AdminPassword, else "". It is
+// kept in memory only, for the caller to print once.
+func (s *Server) InitialAdminPassword() string { return s.initialPassword }
+
+// Auth returns the users, sessions and tokens store.
+func (s *Server) Auth() *auth.Store { return s.auth }
+
+// Audit returns the audit log.
+func (s *Server) Audit() *audit.Log { return s.audit }
+
+func (s *Server) closeStores() error {
+	return errors.Join(s.store.Close(), s.policies.Close(), s.auth.Close(), s.audit.Close())
 }
 
 // Handler returns the control plane's HTTP handler.
@@ -133,6 +207,16 @@ func (s *Server) Registry() *registry.Registry { return s.registry }
 // Serve answers on ln until Shutdown. It returns nil after a clean
 // shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serve(ln, "", "")
+}
+
+// ServeTLS is Serve over TLS with the certificate and key files (PEM).
+// Session cookies are then Secure.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.serve(ln, certFile, keyFile)
+}
+
+func (s *Server) serve(ln net.Listener, certFile, keyFile string) error {
 	s.http = &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -142,7 +226,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	err := s.http.Serve(ln)
+	var err error
+	if certFile != "" || keyFile != "" {
+		err = s.http.ServeTLS(ln, certFile, keyFile)
+	} else {
+		err = s.http.Serve(ln)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -156,7 +245,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
-	errs = append(errs, s.store.Close(), s.policies.Close())
+	errs = append(errs, s.closeStores())
 	return errors.Join(errs...)
 }
 

@@ -9,12 +9,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pilothouse/pilothouse/controlplane/auth"
 )
+
+const testAdminPassword = "admin-password-for-tests"
+
+// apiToken creates an API token with role and returns its secret.
+func apiToken(t *testing.T, srv *Server, role auth.Role) string {
+	t.Helper()
+	secret, _, err := srv.Auth().CreateToken(context.Background(), auth.NewToken{Kind: auth.KindAPI, Name: "test-" + string(role), Role: role, CreatedBy: "test"})
+	if err != nil {
+		t.Fatalf("create %s token: %v", role, err)
+	}
+	return secret
+}
 
 // start runs a control plane on a free loopback port over dir.
 func start(t *testing.T, dir, token string) (string, *Server) {
 	t.Helper()
-	srv, err := New(Config{DataDir: dir, AgentToken: token})
+	srv, err := New(Config{DataDir: dir, AgentToken: token, AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost}})
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -61,9 +77,14 @@ func post(t *testing.T, url, token, body string) int {
 	return resp.StatusCode
 }
 
-func get(t *testing.T, url string) (int, string) {
+// get sends GET url with token as bearer ("" for none).
+func get(t *testing.T, url, token string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +108,8 @@ func TestAcknowledgedDataSurvivesRestart(t *testing.T) {
 
 	url, srv = start(t, dir, "")
 	defer stop(t, srv)
-	code, body := get(t, url+"/api/v1/traces?request_id=req-restart-1")
+	viewer := apiToken(t, srv, auth.RoleViewer)
+	code, body := get(t, url+"/api/v1/traces?request_id=req-restart-1", viewer)
 	var traces struct {
 		Traces []struct {
 			TraceID string `json:"trace_id"`
@@ -96,7 +118,7 @@ func TestAcknowledgedDataSurvivesRestart(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &traces); err != nil || code != 200 || len(traces.Traces) != 1 || traces.Traces[0].TraceID != "5b8efff798038103d269b633813fc60c" {
 		t.Fatalf("trace after restart: got %d %s", code, body)
 	}
-	code, body = get(t, url+"/api/v1/logs?request_id=req-restart-1")
+	code, body = get(t, url+"/api/v1/logs?request_id=req-restart-1", viewer)
 	if code != 200 || !strings.Contains(body, "cart loaded") {
 		t.Fatalf("logs after restart: got %d %s", code, body)
 	}
@@ -128,7 +150,7 @@ func TestAgentTokenRequired(t *testing.T) {
 			}
 		})
 	}
-	if code, _ := get(t, url+"/api/v1/agents/policy?service=a&version=0&wait=0s"); code != 401 {
+	if code, _ := get(t, url+"/api/v1/agents/policy?service=a&version=0&wait=0s", ""); code != 401 {
 		t.Errorf("policy long-poll without token: got %d, want 401", code)
 	}
 }
@@ -136,8 +158,9 @@ func TestAgentTokenRequired(t *testing.T) {
 func TestMetricsAndHealth(t *testing.T) {
 	url, srv := start(t, t.TempDir(), "")
 	defer stop(t, srv)
+	viewer := apiToken(t, srv, auth.RoleViewer)
 	post(t, url+"/v1/traces", "", otlpTraceJSON)
-	code, body := get(t, url+"/metrics")
+	code, body := get(t, url+"/metrics", viewer)
 	if code != 200 {
 		t.Fatalf("/metrics: got %d", code)
 	}
@@ -146,16 +169,16 @@ func TestMetricsAndHealth(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, body := get(t, url+"/healthz"); code != 200 || !strings.Contains(body, `"ok":true`) {
+	if code, body := get(t, url+"/healthz", ""); code != 200 || !strings.Contains(body, `"ok":true`) {
 		t.Errorf("/healthz: got %d %s", code, body)
 	}
-	if code, body := get(t, url+"/api/v1/traces?limit=abc"); code != 400 || !strings.Contains(body, `"field":"limit"`) {
+	if code, body := get(t, url+"/api/v1/traces?limit=abc", viewer); code != 400 || !strings.Contains(body, `"field":"limit"`) {
 		t.Errorf("bad parameter: got %d %s", code, body)
 	}
-	if code, _ := get(t, url+"/api/v1/traces/nothex"); code != 400 {
+	if code, _ := get(t, url+"/api/v1/traces/nothex", viewer); code != 400 {
 		t.Errorf("bad trace id: got %d, want 400", code)
 	}
-	if code, _ := get(t, url+"/api/v1/traces/00000000000000000000000000000001"); code != 404 {
+	if code, _ := get(t, url+"/api/v1/traces/00000000000000000000000000000001", viewer); code != 404 {
 		t.Errorf("unknown trace: got %d, want 404", code)
 	}
 }
