@@ -40,6 +40,8 @@ type config struct {
 	refresh    time.Duration
 	tail       time.Duration
 	log        *slog.Logger
+	policies   PolicySource
+	csrf       func(*http.Request) string
 }
 
 // WithClock sets the clock the pages read "now" from (default time.Now).
@@ -68,6 +70,18 @@ func WithMiddleware(mw func(http.Handler) http.Handler) Option {
 // WithUser sets how the header learns the current user's name; an empty
 // name shows nothing.
 func WithUser(user func(*http.Request) string) Option { return func(c *config) { c.user = user } }
+
+// WithPolicies turns on the policy pages (/policies and the Policy tab of
+// every service) over ps. Without it those pages do not exist.
+func WithPolicies(ps PolicySource) Option { return func(c *config) { c.policies = ps } }
+
+// WithCSRFToken sets how the pages learn the current session's CSRF token:
+// every state-changing form then carries it as a hidden "csrf_token"
+// field, and the layout tells htmx to send it as the X-CSRF-Token header.
+// The token is checked by the middleware that issues it, not by the ui.
+func WithCSRFToken(token func(*http.Request) string) Option {
+	return func(c *config) { c.csrf = token }
+}
 
 // WithRefresh sets how often the overview and service pages poll for
 // fresh figures (default DefaultRefresh).
@@ -131,6 +145,9 @@ func New(src Source, opts ...Option) *Handler {
 	mux.HandleFunc("GET /logs/stream", h.logStream)
 	mux.HandleFunc("GET /map", h.serviceMap)
 	mux.HandleFunc("GET /search", h.search)
+	if cfg.policies != nil {
+		h.registerPolicies(mux)
+	}
 	mux.Handle("GET /static/", staticHandler())
 	mux.HandleFunc("/", h.notFound)
 
@@ -183,7 +200,7 @@ func isPartial(r *http.Request) bool {
 }
 
 func (h *Handler) meta(r *http.Request, title, nav string) pageMeta {
-	m := pageMeta{Title: title, Nav: nav, AssetVersion: h.assetVersion}
+	m := pageMeta{Title: title, Nav: nav, AssetVersion: h.assetVersion, CSRF: h.csrfToken(r), Policies: h.cfg.policies != nil}
 	if h.cfg.user != nil {
 		m.User = h.cfg.user(r)
 	}
@@ -289,7 +306,8 @@ func (h *Handler) service(w http.ResponseWriter, r *http.Request) {
 		h.sourceError(w, r, "Service "+strconv.Quote(name), err)
 		return
 	}
-	p := serviceProps{Detail: d, Routes: sortRoutes(d.Routes, key, desc), Sort: key, Desc: desc, Now: now, Refresh: h.cfg.refresh}
+	p := serviceProps{Detail: d, Routes: sortRoutes(d.Routes, key, desc), Sort: key, Desc: desc, Now: now, Refresh: h.cfg.refresh, PolicyTab: h.cfg.policies != nil}
+	p.Markers = h.serviceMarkers(r, name, d.Summary.Series)
 	h.render(w, r, http.StatusOK, h.meta(r, name, "overview"), serviceView(p))
 }
 

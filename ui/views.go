@@ -20,6 +20,8 @@ type sparkline struct {
 	Errors   string // polyline points, same scale
 	Title    string
 	Empty    bool
+	Markers  []sparkMarker // policy changes
+	Wide     bool          // stretch to the container's width
 }
 
 func newSparkline(series []Point) sparkline {
