@@ -1,8 +1,8 @@
 // Package batch moves items from a bounded, non-blocking queue to an export
 // function in batches, off the caller's path. Producers never block: when
 // the queue is full the item is dropped and counted. A single background
-// goroutine exports a batch when it is full or when the flush interval
-// passes, and on Flush and Close.
+// goroutine exports when a batch is ready or the flush interval passes, and
+// on Flush and Close; it is woken once per batch, not once per item.
 package batch
 
 import (
@@ -48,6 +48,7 @@ type Queue[T any] struct {
 	export   ExportFunc[T]
 
 	requests chan request
+	full     chan struct{} // a batch is waiting; capacity 1
 	quit     chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -85,6 +86,7 @@ func New[T any](s Settings, export ExportFunc[T]) *Queue[T] {
 		interval: s.Interval,
 		export:   export,
 		requests: make(chan request),
+		full:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -101,6 +103,14 @@ func (q *Queue[T]) Offer(item T) bool {
 	}
 	select {
 	case q.ch <- item:
+		// The exporter is not parked on the channel (that would cost a
+		// goroutine wake-up per item); it is told once a batch is ready.
+		if len(q.ch) >= q.batch {
+			select {
+			case q.full <- struct{}{}:
+			default:
+			}
+		}
 		return true
 	default:
 		q.dropped.Add(1)
@@ -172,15 +182,10 @@ func (q *Queue[T]) run() {
 	buf := make([]T, 0, q.batch)
 	for {
 		select {
-		case item := <-q.ch:
-			buf = append(buf, item)
-			if len(buf) >= q.batch {
-				buf = q.flush(q.ctx, buf)
-			}
+		case <-q.full:
+			buf = q.drain(q.ctx, buf)
 		case <-ticker.C:
-			if len(buf) > 0 {
-				buf = q.flush(q.ctx, buf)
-			}
+			buf = q.drain(q.ctx, buf)
 		case <-q.quit:
 			q.dropped.Add(uint64(len(buf)))
 			q.dropRest()
