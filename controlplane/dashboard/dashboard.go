@@ -1,11 +1,12 @@
 // Package dashboard adapts the control plane's store and registry to the
-// ui.Source interface: it maps stored spans, logs and heartbeat figures
-// into the dashboard's view-model types.
+// ui.Source interface, and with WithPolicies the policy store to
+// ui.PolicySource: it maps stored spans, logs, heartbeat figures and
+// policy versions into the dashboard's view-model types.
 //
 // Wire it in the server:
 //
-//	src := dashboard.New(st, reg)
-//	mux.Handle("/", ui.New(src, ui.WithAgentURL(publicURL)))
+//	src := dashboard.New(st, reg, dashboard.WithPolicies(pol))
+//	mux.Handle("/", ui.New(src, ui.WithPolicies(src), ui.WithAgentURL(publicURL)))
 package dashboard
 
 import (
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
+	"github.com/pilothouse/pilothouse/controlplane/policy"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/ui"
@@ -59,12 +61,22 @@ const (
 // Source implements ui.Source over a store and a registry. It is safe for
 // concurrent use when they are.
 type Source struct {
-	store Store
-	reg   Registry
+	store    Store
+	reg      Registry
+	policies PolicyStore
+	onChange func(ctx context.Context, c policy.Change)
 }
 
-// New returns a Source reading from st and reg.
-func New(st Store, reg Registry) *Source { return &Source{store: st, reg: reg} }
+// New returns a Source reading from st and reg. Nil options are ignored.
+func New(st Store, reg Registry, opts ...Option) *Source {
+	s := &Source{store: st, reg: reg}
+	for _, o := range opts {
+		if o != nil {
+			o(s)
+		}
+	}
+	return s
+}
 
 // mapErr turns store errors into the ones the dashboard understands.
 func mapErr(err error) error {
