@@ -124,8 +124,13 @@ func (s *Store) deleteBefore(ctx context.Context, cutoffNs int64) (int64, error)
 
 // deleteChunk deletes at most traceChunk traces and logChunk logs older
 // than cutoffNs in one transaction.
-func (w *writer) deleteChunk(ctx context.Context, cutoffNs int64, traceChunk, logChunk int) (commitResult, error) {
-	var n commitResult
+func (w *writer) deleteChunk(ctx context.Context, cutoffNs int64, traceChunk, logChunk int) (n commitResult, err error) {
+	defer func() {
+		// Cached traces may be among the deleted ones.
+		if err != nil || n.traces > 0 || n.spans > 0 {
+			w.cache.reset()
+		}
+	}()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return n, fmt.Errorf("store: retention: %w", err)
 	}

@@ -24,8 +24,8 @@ type spanRow struct {
 	requestID  string
 	route      string
 	httpStatus int
-	attrs      []byte
-	events     []byte
+	attrs      string // JSON object, "" for none
+	events     string // JSON array, "" for none
 }
 
 func (r *spanRow) isError() bool { return r.status == "error" }
@@ -43,7 +43,7 @@ type logRow struct {
 	traceID   []byte
 	spanID    []byte
 	requestID string
-	attrs     []byte
+	attrs     string // JSON object, "" for none
 }
 
 var spanKinds = map[string]bool{
@@ -57,7 +57,8 @@ var spanStatuses = map[string]bool{"unset": true, "ok": true, "error": true}
 // The error wraps ErrInvalid. Hex IDs may be upper- or lowercase.
 // Ingest can call it per span to report partial success.
 func (s Span) Validate() error {
-	if _, err := newSpanRow(&s); err != nil {
+	var r spanRow
+	if err := newSpanRow(&s, &r, nil); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
@@ -66,7 +67,8 @@ func (s Span) Validate() error {
 // Validate reports whether l can be stored, naming the field at fault.
 // The error wraps ErrInvalid.
 func (l LogRecord) Validate() error {
-	if _, err := newLogRow(&l); err != nil {
+	var r logRow
+	if err := newLogRow(&l, &r, nil); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
@@ -94,62 +96,116 @@ func decodeID(field, id string, n int) ([]byte, error) {
 	return nil, invalid(field, "must not be all zeros")
 }
 
-func marshalAttrs(field string, m map[string]any) ([]byte, error) {
-	if len(m) == 0 {
-		return nil, nil
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, invalid(field, "not representable as JSON: %v", err)
-	}
-	return b, nil
+// jsonArena collects the JSON columns of the rows of one write call in one
+// buffer, turned into one string at the end: one allocation for all rows
+// instead of two per row (encoding, then []byte to string for the driver).
+type jsonArena struct {
+	buf  []byte
+	refs []arenaRef
 }
 
-func newSpanRow(s *Span) (spanRow, error) {
-	var r spanRow
+// arenaRef is a slice of the arena destined for *dst.
+type arenaRef struct {
+	dst        *string
+	start, end int
+}
+
+// fill sets every referenced string from the arena.
+func (a *jsonArena) fill() {
+	all := string(a.buf)
+	for _, r := range a.refs {
+		*r.dst = all[r.start:r.end]
+	}
+	a.buf, a.refs = a.buf[:0], a.refs[:0]
+}
+
+// marshalAttrs encodes m as a JSON object into dst: at once if arena is
+// nil, else when the arena is filled.
+func marshalAttrs(field string, m map[string]any, dst *string, arena *jsonArena) error {
+	if len(m) == 0 {
+		return nil
+	}
+	var local jsonArena
+	if arena == nil {
+		arena = &local
+	}
+	start := len(arena.buf)
+	b, err := appendAttrsJSON(arena.buf, m)
+	if err != nil {
+		arena.buf = arena.buf[:start]
+		return invalid(field, "not representable as JSON: %v", err)
+	}
+	arena.buf = b
+	arena.refs = append(arena.refs, arenaRef{dst, start, len(b)})
+	if arena == &local {
+		local.fill()
+	}
+	return nil
+}
+
+// marshalEvents encodes events as a JSON array, like marshalAttrs.
+func marshalEvents(events []SpanEvent, dst *string, arena *jsonArena) error {
+	if len(events) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(events)
+	if err != nil {
+		return invalid("events", "not representable as JSON: %v", err)
+	}
+	if arena == nil {
+		*dst = string(b)
+		return nil
+	}
+	start := len(arena.buf)
+	arena.buf = append(arena.buf, b...)
+	arena.refs = append(arena.refs, arenaRef{dst, start, len(arena.buf)})
+	return nil
+}
+
+// newSpanRow validates s into r. The JSON columns are set at once when
+// arena is nil, else when the arena is filled (r must not move until then).
+func newSpanRow(s *Span, r *spanRow, arena *jsonArena) error {
 	tid, err := decodeID("trace_id", s.TraceID, 16)
 	if err != nil {
-		return r, err
+		return err
 	}
 	copy(r.traceID[:], tid)
 	if r.spanID, err = decodeID("span_id", s.SpanID, 8); err != nil {
-		return r, err
+		return err
 	}
 	if s.ParentSpanID != "" && s.ParentSpanID != "0000000000000000" {
 		if r.parentID, err = decodeID("parent_span_id", s.ParentSpanID, 8); err != nil {
-			return r, err
+			return err
 		}
 	}
 	if s.Start.IsZero() {
-		return r, invalid("start", "must be set")
+		return invalid("start", "must be set")
 	}
 	if s.Duration < 0 {
-		return r, invalid("duration", "got %v, want >= 0", s.Duration)
+		return invalid("duration", "got %v, want >= 0", s.Duration)
 	}
 	r.kind = strings.ToLower(s.Kind)
 	if r.kind == "" {
 		r.kind = "unspecified"
 	}
 	if !spanKinds[r.kind] {
-		return r, invalid("kind", "%q is not one of internal, server, client, producer, consumer, unspecified", s.Kind)
+		return invalid("kind", "%q is not one of internal, server, client, producer, consumer, unspecified", s.Kind)
 	}
 	r.status = strings.ToLower(s.StatusCode)
 	if r.status == "" {
 		r.status = "unset"
 	}
 	if !spanStatuses[r.status] {
-		return r, invalid("status", "%q is not one of unset, ok, error", s.StatusCode)
+		return invalid("status", "%q is not one of unset, ok, error", s.StatusCode)
 	}
 	if s.HTTPStatus < 0 || s.HTTPStatus > 999 {
-		return r, invalid("http_status", "got %d, want 0 or 100-999", s.HTTPStatus)
+		return invalid("http_status", "got %d, want 0 or 100-999", s.HTTPStatus)
 	}
-	if r.attrs, err = marshalAttrs("attributes", s.Attributes); err != nil {
-		return r, err
+	if err := marshalAttrs("attributes", s.Attributes, &r.attrs, arena); err != nil {
+		return err
 	}
-	if len(s.Events) > 0 {
-		if r.events, err = json.Marshal(s.Events); err != nil {
-			return r, invalid("events", "not representable as JSON: %v", err)
-		}
+	if err := marshalEvents(s.Events, &r.events, arena); err != nil {
+		return err
 	}
 	r.service = s.Service
 	r.instance = s.Instance
@@ -160,7 +216,7 @@ func newSpanRow(s *Span) (spanRow, error) {
 	r.requestID = s.RequestID
 	r.route = s.Route
 	r.httpStatus = s.HTTPStatus
-	return r, nil
+	return nil
 }
 
 // Severity numbers of the OpenTelemetry log data model that start each level.
@@ -209,27 +265,26 @@ func severityLevel(n int) string {
 	}
 }
 
-// newLogRow validates l. The severity number wins over the level name;
+// newLogRow validates l into r, like newSpanRow. The severity number wins over the level name;
 // without either the record is INFO (severity 9); an unknown level name
 // with no severity number is also INFO.
-func newLogRow(l *LogRecord) (logRow, error) {
-	var r logRow
+func newLogRow(l *LogRecord, r *logRow, arena *jsonArena) error {
 	var err error
 	if l.Time.IsZero() {
-		return r, invalid("time", "must be set")
+		return invalid("time", "must be set")
 	}
 	if l.TraceID != "" {
 		if r.traceID, err = decodeID("trace_id", l.TraceID, 16); err != nil {
-			return r, err
+			return err
 		}
 	}
 	if l.SpanID != "" {
 		if r.spanID, err = decodeID("span_id", l.SpanID, 8); err != nil {
-			return r, err
+			return err
 		}
 	}
 	if l.SeverityNumber < 0 || l.SeverityNumber > severityMax {
-		return r, invalid("severity_number", "got %d, want 0-%d", l.SeverityNumber, severityMax)
+		return invalid("severity_number", "got %d, want 0-%d", l.SeverityNumber, severityMax)
 	}
 	r.severity = l.SeverityNumber
 	if r.severity == 0 {
@@ -240,13 +295,13 @@ func newLogRow(l *LogRecord) (logRow, error) {
 		r.severity = n
 	}
 	r.level = severityLevel(r.severity)
-	if r.attrs, err = marshalAttrs("attributes", l.Attributes); err != nil {
-		return r, err
+	if err := marshalAttrs("attributes", l.Attributes, &r.attrs, arena); err != nil {
+		return err
 	}
 	r.timeNs = l.Time.UnixNano()
 	r.service = l.Service
 	r.instance = l.Instance
 	r.body = l.Body
 	r.requestID = l.RequestID
-	return r, nil
+	return nil
 }

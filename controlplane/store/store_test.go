@@ -55,23 +55,48 @@ func TestTraceSummary(t *testing.T) {
 		{"services separately, root in the middle", [][]Span{{full[4]}, {full[2], full[3], full[5]}, {full[0]}, {full[6], full[1]}}},
 		{"resent batches are ignored", [][]Span{full[3:], full, full[:2]}},
 	}
+	// The writer finds stored traces in its trace cache (with or without
+	// their span IDs) or in the database; each way must give the same
+	// summary. Reopening the store empties the cache.
+	modes := []struct {
+		name     string
+		reopenAt func(batch int) bool
+	}{
+		{"cached", func(int) bool { return false }},
+		{"reopen before every batch", func(int) bool { return true }},
+		{"reopen after the first batch", func(i int) bool { return i == 1 }},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := openTestStore(t, t.TempDir(), Options{})
-			for _, b := range tt.batches {
-				mustWriteSpans(t, s, b)
-			}
-			got, err := s.Traces(context.Background(), TraceFilter{})
-			if err != nil {
-				t.Fatalf("Traces: %v", err)
-			}
-			if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
-				t.Errorf("Traces:\ngot  %+v\nwant [%+v]", got, want)
-			}
-			if st := s.Stats(); st.Spans != 7 || st.Traces != 1 {
-				t.Errorf("Stats: got %d spans, %d traces, want 7, 1", st.Spans, st.Traces)
-			}
-		})
+		for _, mode := range modes {
+			t.Run(tt.name+"/"+mode.name, func(t *testing.T) {
+				dir := t.TempDir()
+				s := openTestStore(t, dir, Options{})
+				for i, b := range tt.batches {
+					if i > 0 && mode.reopenAt(i) {
+						if err := s.Close(); err != nil {
+							t.Fatalf("Close: %v", err)
+						}
+						s = openTestStore(t, dir, Options{})
+					}
+					mustWriteSpans(t, s, b)
+				}
+				checkTraceSummary(t, s, want)
+			})
+		}
+	}
+}
+
+func checkTraceSummary(t *testing.T, s *Store, want TraceSummary) {
+	t.Helper()
+	got, err := s.Traces(context.Background(), TraceFilter{})
+	if err != nil {
+		t.Fatalf("Traces: %v", err)
+	}
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Errorf("Traces:\ngot  %+v\nwant [%+v]", got, want)
+	}
+	if st := s.Stats(); st.Spans != int64(want.SpanCount) || st.Traces != 1 {
+		t.Errorf("Stats: got %d spans, %d traces, want %d, 1", st.Spans, st.Traces, want.SpanCount)
 	}
 }
 
@@ -313,24 +338,33 @@ func TestErrBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// With the writer stuck, at most one batch is being written and one
-	// queued: of three writes at least one is refused at once.
-	results := make(chan error, 3)
-	for i := range 3 {
-		go func() { results <- s.WriteSpans(context.Background(), shopTrace(i, t0, "", 200)) }()
-	}
-	var busy int
-	for busy == 0 {
-		if err := <-results; errors.Is(err, ErrBusy) {
-			busy++
-		} else {
-			t.Fatalf("write while stalled: got %v, want ErrBusy first", err)
+	// With the writer stuck, one batch (of the requests it collected before
+	// it got stuck) is being written and one request is queued: writes sent
+	// one after another are soon refused at once. Keep sending until one is
+	// (three writes were not always enough: the writer may collect all of
+	// them into its batch).
+	results := make(chan error, 1000)
+	sent := 0
+	for busy := false; !busy; {
+		if sent == cap(results) {
+			t.Fatalf("no ErrBusy after %d writes", sent)
+		}
+		go func(i int) { results <- s.WriteSpans(context.Background(), shopTrace(i, t0, "", 200)) }(sent)
+		sent++
+		select {
+		case err := <-results:
+			sent--
+			if !errors.Is(err, ErrBusy) {
+				t.Fatalf("write while stalled: got %v, want ErrBusy first", err)
+			}
+			busy = true
+		case <-time.After(time.Millisecond): // give the write time to be refused
 		}
 	}
 	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
+	for range sent {
 		if err := <-results; err != nil && !errors.Is(err, ErrBusy) {
 			t.Errorf("write after unblock: got %v, want nil or ErrBusy", err)
 		}

@@ -31,13 +31,13 @@ func (s *Store) WriteSpans(ctx context.Context, spans []Span) error {
 		return nil
 	}
 	rows := make([]spanRow, len(spans))
+	arena := jsonArena{buf: make([]byte, 0, len(spans)*arenaBytesPerRow)}
 	for i := range spans {
-		r, err := newSpanRow(&spans[i])
-		if err != nil {
+		if err := newSpanRow(&spans[i], &rows[i], &arena); err != nil {
 			return fmt.Errorf("%w: span %d: %w", ErrInvalid, i, err)
 		}
-		rows[i] = r
 	}
+	arena.fill()
 	_, err := s.submit(ctx, &writeReq{spans: rows, done: make(chan error, 1)})
 	return err
 }
@@ -49,13 +49,13 @@ func (s *Store) WriteLogs(ctx context.Context, logs []LogRecord) error {
 		return nil
 	}
 	rows := make([]logRow, len(logs))
+	arena := jsonArena{buf: make([]byte, 0, len(logs)*arenaBytesPerRow)}
 	for i := range logs {
-		r, err := newLogRow(&logs[i])
-		if err != nil {
+		if err := newLogRow(&logs[i], &rows[i], &arena); err != nil {
 			return fmt.Errorf("%w: log %d: %w", ErrInvalid, i, err)
 		}
-		rows[i] = r
 	}
+	arena.fill()
 	req := &writeReq{logs: rows, seqs: make([]int64, len(rows)), done: make(chan error, 1)}
 	if _, err := s.submit(ctx, req); err != nil {
 		return err
@@ -178,6 +178,10 @@ type writer struct {
 	// multi-row INSERT needs no RETURNING; both are reloaded on rollback.
 	nextTraceKey int64
 	nextSeq      int64
+	// cache holds recently committed trace summaries (see traceCache);
+	// committing lists the traces written by the open transaction.
+	cache      *traceCache
+	committing []*traceGroup
 }
 
 // Chunk sizes of the multi-row statements (rows per statement).
@@ -254,7 +258,7 @@ func statementText(kind stmtKind, n int) string {
 }
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
-	w := &writer{conn: conn, stmts: make(map[stmtKey]*sql.Stmt)}
+	w := &writer{conn: conn, stmts: make(map[stmtKey]*sql.Stmt), cache: newTraceCache(traceCacheGeneration)}
 	if err := w.loadCounters(ctx); err != nil {
 		return nil, err
 	}
@@ -318,12 +322,17 @@ func (w *writer) commit(batch []*writeReq) (commitResult, error) {
 	}
 	if err != nil {
 		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
-		// Keys handed out in the failed transaction were not stored.
+		// The cache may hold what the failed transaction would have
+		// written; keys handed out in it were not stored.
+		w.cache.reset()
+		clear(w.committing)
+		w.committing = w.committing[:0]
 		if kerr := w.loadCounters(ctx); kerr != nil {
 			err = errors.Join(err, kerr)
 		}
 		return commitResult{}, err
 	}
+	w.cacheCommitted()
 	return res, nil
 }
 
@@ -337,11 +346,28 @@ type traceGroup struct {
 	// indexed column values as stored, when found
 	storedStart     int64
 	storedRequestID string
+	// cached is the trace cache entry the group started from, if any.
+	cached *cachedTrace
+	// idsKnown: every stored span ID of the trace is known (a new trace,
+	// or cached.spanIDs), so re-sent spans are found in memory.
+	idsKnown bool
+	addedIDs [][8]byte // IDs of the spans added, while idsKnown
+}
+
+// addSpan merges a span that is being inserted into the group's summary.
+func (g *traceGroup) addSpan(r *spanRow) {
+	g.sum.add(r)
+	g.added++
+	if g.idsKnown {
+		g.addedIDs = append(g.addedIDs, [8]byte(r.spanID))
+	}
 }
 
 // writeSpans stores the spans of batch and merges them into their traces'
-// summaries: look up the stored summaries, insert the spans, then upsert
-// the summaries, each step in multi-row statements.
+// summaries: find the stored summaries (trace cache, then the database),
+// insert the spans, then upsert the summaries, each step in multi-row
+// statements. The trace cache is updated by commit once the transaction
+// is committed.
 func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitResult) error {
 	var groups []*traceGroup
 	byID := make(map[[16]byte]*traceGroup)
@@ -365,7 +391,19 @@ func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitR
 	if len(groups) == 0 {
 		return nil
 	}
-	if err := w.lookupTraces(ctx, groups, byID); err != nil {
+	var misses []*traceGroup
+	for _, g := range groups {
+		e := w.cache.get(g.id)
+		if e == nil {
+			misses = append(misses, g)
+			continue
+		}
+		g.cached, g.found, g.idsKnown = e, true, e.spanIDs != nil
+		g.sum = e.sum
+		g.sum.services = slices.Clone(e.sum.services) // add may insert
+		g.storedStart, g.storedRequestID = e.sum.startNs, e.sum.requestID
+	}
+	if err := w.lookupTraces(ctx, misses, byID); err != nil {
 		return err
 	}
 	byKey := make(map[int64]*traceGroup, len(groups))
@@ -373,17 +411,27 @@ func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitR
 		if !g.found {
 			g.sum.key = w.nextTraceKey
 			w.nextTraceKey++
+			g.idsKnown = true
 		}
 		byKey[g.sum.key] = g
 	}
+	// Spans known to be new are inserted with a plain INSERT; spans of
+	// stored traces whose span IDs are not known need INSERT OR IGNORE
+	// with RETURNING to learn which were stored before.
 	var newSpans, oldSpans []*spanRow
 	for _, r := range spans {
-		if g := byID[r.traceID]; g.found {
-			oldSpans = append(oldSpans, r)
-		} else {
+		g := byID[r.traceID]
+		switch {
+		case !g.found:
 			newSpans = append(newSpans, r)
-			g.sum.add(r)
-			g.added++
+			g.addSpan(r)
+		case g.idsKnown:
+			if !g.cached.has([8]byte(r.spanID)) {
+				newSpans = append(newSpans, r)
+				g.addSpan(r)
+			}
+		default:
+			oldSpans = append(oldSpans, r)
 		}
 	}
 	for chunk := range slices.Chunk(newSpans, spanChunk) {
@@ -401,6 +449,7 @@ func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitR
 		if g.added == 0 {
 			continue
 		}
+		w.committing = append(w.committing, g)
 		res.spans += int64(g.added)
 		switch {
 		case !g.found:
@@ -416,6 +465,27 @@ func (w *writer) writeSpans(ctx context.Context, batch []*writeReq, res *commitR
 		return err
 	}
 	return w.writeSummaries(ctx, stmtUpdateTraces, updates)
+}
+
+// cacheCommitted records the traces of the transaction just committed in
+// the trace cache.
+func (w *writer) cacheCommitted() {
+	for _, g := range w.committing {
+		var ids [][8]byte
+		if g.idsKnown {
+			var stored [][8]byte
+			if g.cached != nil {
+				stored = g.cached.spanIDs
+			}
+			if n := len(stored) + len(g.addedIDs); n <= maxCachedSpanIDs {
+				ids = make([][8]byte, 0, n)
+				ids = append(append(ids, stored...), g.addedIDs...)
+			}
+		}
+		w.cache.put(g.id, &cachedTrace{sum: g.sum.detached(g.cached), spanIDs: ids})
+	}
+	clear(w.committing)
+	w.committing = w.committing[:0]
 }
 
 // writeSummaries writes the summaries of groups with kind, an upsert.
@@ -482,7 +552,7 @@ func spanArgs(chunk []*spanRow, byID map[[16]byte]*traceGroup) []any {
 	for _, r := range chunk {
 		args = append(args, byID[r.traceID].sum.key, r.spanID, nullBytes(r.parentID), r.service,
 			nullString(r.instance), r.name, r.kind, r.startNs, r.durNs, r.status, nullString(r.statusMsg),
-			nullString(r.requestID), nullString(r.route), r.httpStatus, nullBytesText(r.attrs), nullBytesText(r.events))
+			nullString(r.requestID), nullString(r.route), r.httpStatus, nullString(r.attrs), nullString(r.events))
 	}
 	return args
 }
@@ -519,8 +589,7 @@ func (w *writer) insertSpans(ctx context.Context, chunk []*spanRow, byID map[[16
 		}
 		if g := byKey[key]; g != nil && len(sid) == 8 {
 			if r := g.spans[[8]byte(sid)]; r != nil {
-				g.sum.add(r)
-				g.added++
+				g.addSpan(r)
 			}
 		}
 	}
@@ -549,7 +618,7 @@ func (w *writer) writeLogs(ctx context.Context, batch []*writeReq, res *commitRe
 		args := make([]any, 0, 11*len(chunk))
 		for _, r := range chunk {
 			args = append(args, seq, r.timeNs, r.service, nullString(r.instance), r.severity, r.level, r.body,
-				nullBytes(r.traceID), nullBytes(r.spanID), nullString(r.requestID), nullBytesText(r.attrs))
+				nullBytes(r.traceID), nullBytes(r.spanID), nullString(r.requestID), nullString(r.attrs))
 			seq++
 		}
 		if _, err := st.ExecContext(ctx, args...); err != nil {
@@ -657,10 +726,6 @@ func nullBytes(b []byte) any {
 	return b
 }
 
-// nullBytesText stores JSON as TEXT so SQLite's JSON functions read it.
-func nullBytesText(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return string(b)
-}
+// arenaBytesPerRow is the initial JSON arena space per row of a write
+// call: typical attributes of an instrumented HTTP span fit.
+const arenaBytesPerRow = 320
