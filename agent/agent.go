@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -41,8 +40,8 @@ type Agent struct {
 	// serverSpan is built once so that starting a span allocates no
 	// option slice.
 	serverSpan []trace.SpanStartOption
-	prop   propagation.TraceContext
-	spans  *spanQueue // nil when spans are not exported
+	prop       propagation.TraceContext
+	spans      *spanQueue // nil when spans are not exported
 
 	sink   *logSink
 	logger *slog.Logger
@@ -133,24 +132,13 @@ func New(service string, opts ...Option) (*Agent, error) {
 }
 
 func (a *Agent) newTraceExporter() (sdktrace.SpanExporter, error) {
-	opts := []otlptracehttp.Option{
-		otlptracehttp.WithEndpointURL(a.cfg.tracesEndpoint),
-		otlptracehttp.WithHTTPClient(a.cfg.httpClient),
-		// A batch that fails is dropped and counted, never retried forever.
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}),
-	}
 	// The Pilothouse token goes only to the control plane, never to a
 	// third-party OTLP endpoint.
-	if a.cfg.token != "" && a.cfg.controlPlane != "" && strings.HasPrefix(a.cfg.tracesEndpoint, a.cfg.controlPlane+"/") {
-		opts = append(opts, otlptracehttp.WithHeaders(map[string]string{
-			wire.HeaderAuthorization: "Bearer " + a.cfg.token,
-		}))
+	token := ""
+	if a.cfg.controlPlane != "" && strings.HasPrefix(a.cfg.tracesEndpoint, a.cfg.controlPlane+"/") {
+		token = a.cfg.token
 	}
-	exp, err := otlptracehttp.New(context.Background(), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("agent: trace exporter: %w", err)
-	}
-	return exp, nil
+	return newSpanExporter(a.cfg.tracesEndpoint, token, a.cfg.httpClient), nil
 }
 
 // InstanceID returns the ID this instance reports itself under.

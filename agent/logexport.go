@@ -24,9 +24,7 @@ import (
 // objects: this runs for every log line). It is used by one goroutine at a
 // time (the log queue's), so it reuses its buffers.
 type logExporter struct {
-	url    string
-	token  string
-	client *http.Client
+	post poster
 	// resource and scope are the encoded ResourceLogs.resource and
 	// ScopeLogs.scope fields, the same for every batch.
 	resource []byte
@@ -72,9 +70,7 @@ func newLogExporter(service string, cfg config) *logExporter {
 	scope = protowire.AppendTag(scope, fieldScopeName, protowire.BytesType)
 	scope = protowire.AppendString(scope, instrumentationName)
 	return &logExporter{
-		url:      cfg.controlPlane + wire.PathLogs,
-		token:    cfg.token,
-		client:   cfg.httpClient,
+		post:     poster{url: cfg.controlPlane + wire.PathLogs, token: cfg.token, client: cfg.httpClient, what: "logs"},
 		resource: protowire.AppendBytes(protowire.AppendTag(nil, fieldResourceLogsRes, protowire.BytesType), res),
 		scope:    protowire.AppendBytes(protowire.AppendTag(nil, fieldScopeLogsScope, protowire.BytesType), scope),
 	}
@@ -99,26 +95,39 @@ func (e *logExporter) encode(entries []logEntry) []byte {
 }
 
 func (e *logExporter) export(ctx context.Context, entries []logEntry) error {
-	body := e.encode(entries)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
+	err := e.post.send(ctx, e.encode(entries))
+	if cap(e.body) > 4<<20 { // do not hold on to one huge batch's buffers
+		e.records, e.scopeLogs, e.resourceLogs, e.body = nil, nil, nil, nil
+	}
+	return err
+}
+
+// poster sends one OTLP/HTTP protobuf request. A non-2xx answer is an
+// error: the batch is dropped and counted by the caller, never retried.
+type poster struct {
+	url    string
+	token  string // sent as a Bearer token when set
+	client *http.Client
+	what   string
+}
+
+func (p *poster) send(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("agent: export logs: %w", err)
+		return fmt.Errorf("agent: export %s: %w", p.what, err)
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
-	if e.token != "" {
-		req.Header.Set(wire.HeaderAuthorization, "Bearer "+e.token)
+	if p.token != "" {
+		req.Header.Set(wire.HeaderAuthorization, "Bearer "+p.token)
 	}
-	resp, err := e.client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("agent: export logs: %w", err)
+		return fmt.Errorf("agent: export %s: %w", p.what, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("agent: export logs: %s", resp.Status)
-	}
-	if cap(e.body) > 4<<20 { // do not hold on to one huge batch's buffers
-		e.records, e.scopeLogs, e.resourceLogs, e.body = nil, nil, nil, nil
+		return fmt.Errorf("agent: export %s: %s", p.what, resp.Status)
 	}
 	return nil
 }
@@ -170,6 +179,7 @@ func appendStringKV(b []byte, field protowire.Number, k, v string) []byte {
 
 // appendKV appends a KeyValue with a scalar AnyValue as field.
 func appendKV(b []byte, field protowire.Number, k string, v slog.Value) []byte {
+	v = scalar(v)
 	anySize := anyValueSize(v)
 	kvSize := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(utf8Len(k)) +
 		protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(anySize)

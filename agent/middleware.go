@@ -13,7 +13,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
@@ -104,7 +103,7 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 			route = unmatchedRoute
 		}
 		clientIP := c.ClientIP()
-		ctx := a.prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+		ctx := a.prop.Extract(req.Context(), headerCarrier(req.Header))
 		// Attributes are set once, when the span ends: one allocation
 		// instead of a slice that grows.
 		ctx, span := a.tracer.Start(ctx, a.names.get(method, route), a.serverSpan...)

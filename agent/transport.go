@@ -8,7 +8,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
@@ -55,7 +54,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	out := req.Clone(ctx) // never change the caller's request
-	t.a.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	t.a.prop.Inject(ctx, headerCarrier(out.Header))
 	if requestID != "" && out.Header.Get(wire.HeaderRequestID) == "" {
 		out.Header.Set(wire.HeaderRequestID, requestID)
 	}
