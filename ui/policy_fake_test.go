@@ -137,9 +137,11 @@ func (f *fakePolicies) writeLocked(p wire.Policy, base int64, by Author, action 
 	p = wire.Policy{}
 	_ = json.Unmarshal(doc, &p)
 	p.Version = cur.Version + 1
-	before, _ := json.MarshalIndent(cur, "", "  ")
-	after, _ := json.MarshalIndent(p, "", "  ")
-	diff := "-" + strings.ReplaceAll(string(before), "\n", "\n-") + "\n+" + strings.ReplaceAll(string(after), "\n", "\n+") + "\n"
+	// Like the store, diff without the version numbers.
+	unversioned := func(p wire.Policy) wire.Policy { p.Version = 0; return p }
+	before, _ := json.MarshalIndent(unversioned(cur), "", "  ")
+	after, _ := json.MarshalIndent(unversioned(p), "", "  ")
+	diff := prefixSuffixDiff(string(before), string(after))
 	f.versions[p.Service] = append(f.versions[p.Service], p)
 	f.now = f.now.Add(time.Minute)
 	f.changes[p.Service] = append(f.changes[p.Service], PolicyChange{Version: p.Version, Time: f.now, Actor: by.Actor, Remote: by.Remote, Action: action, Reason: by.Reason, Diff: diff})
@@ -158,4 +160,32 @@ func (f *fakePolicies) RollbackPolicy(ctx context.Context, service string, to, b
 		by.Reason = fmt.Sprintf("rollback to version %d", to)
 	}
 	return f.writeLocked(vs[to-1], base, by, "rollback")
+}
+
+// prefixSuffixDiff is a small line diff in the store's format: the lines
+// both share at the start and the end are kept, the middle is replaced.
+func prefixSuffixDiff(before, after string) string {
+	a, b := strings.Split(before, "\n"), strings.Split(after, "\n")
+	pre := 0
+	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
+		suf++
+	}
+	var sb strings.Builder
+	for _, l := range a[:pre] {
+		sb.WriteString(" " + l + "\n")
+	}
+	for _, l := range a[pre : len(a)-suf] {
+		sb.WriteString("-" + l + "\n")
+	}
+	for _, l := range b[pre : len(b)-suf] {
+		sb.WriteString("+" + l + "\n")
+	}
+	for _, l := range a[len(a)-suf:] {
+		sb.WriteString(" " + l + "\n")
+	}
+	return sb.String()
 }
