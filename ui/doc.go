@@ -19,6 +19,7 @@
 //	/logs                  log search with a live tail (/logs/stream, SSE)
 //	/map                   service map
 //	/search?q=             a request ID or trace ID goes to its trace
+//	/static/...            CSS and the vendored htmx
 //
 // With WithPolicies, the policy pages (every change is a POST form that
 // works without JavaScript, answered 303, or with the re-rendered fragment
@@ -37,7 +38,6 @@
 //
 // Every POST carries base, the version the page showed, and an optional
 // reason for the audit record.
-//	/static/...            CSS and the vendored htmx
 //
 // Everything taken from stored data is escaped by templ; the package never
 // writes stored data through templ.Raw.
