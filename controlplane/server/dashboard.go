@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 
+	"github.com/pilothouse/pilothouse/controlplane/audit"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/dashboard"
+	"github.com/pilothouse/pilothouse/controlplane/policy"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/ui"
@@ -18,14 +23,40 @@ func actorName(r *http.Request) string {
 	return ""
 }
 
-// mountDashboard serves the UI on every path the API does not claim.
-func mountDashboard(mux *http.ServeMux, st *store.Store, reg *registry.Registry, cfg Config) {
-	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName)}
+// csrfToken is the session's CSRF token, put into every dashboard form.
+func csrfToken(r *http.Request) string { return auth.CSRFToken(r.Context()) }
+
+// mountDashboard serves the UI, with its policy pages, on every path the
+// API does not claim. Policy changes made there are audited like those
+// made through the API.
+func mountDashboard(mux *http.ServeMux, st *store.Store, reg *registry.Registry, pol *policy.Store, g *gate, cfg Config) {
+	src := dashboard.New(st, reg, dashboard.WithPolicies(pol), dashboard.WithPolicyChanged(g.auditDashboardChange))
+	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken)}
 	if cfg.PublicURL != "" {
 		opts = append(opts, ui.WithAgentURL(cfg.PublicURL))
 	}
 	if cfg.Now != nil {
 		opts = append(opts, ui.WithClock(cfg.Now))
 	}
-	mux.Handle("/", ui.New(dashboard.New(st, reg), opts...))
+	mux.Handle("/", ui.New(src, opts...))
+}
+
+// auditDashboardChange records a policy change made on the dashboard.
+func (g *gate) auditDashboardChange(ctx context.Context, c policy.Change) {
+	action := audit.ActionPolicyUpdate
+	if c.Action == "rollback" {
+		action = audit.ActionPolicyRollback
+	}
+	detail := fmt.Sprintf("version %d", c.Version)
+	if c.Reason != "" {
+		detail += ": " + c.Reason
+	}
+	remote := c.Remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		remote = host
+	}
+	if _, err := g.audit.Record(ctx, audit.Event{Time: c.Time, Actor: c.Actor, Action: action, Target: c.Service,
+		Remote: remote, Detail: detail, Diff: c.Diff}); err != nil {
+		g.log.Error("server: audit dashboard policy change", "err", err)
+	}
 }

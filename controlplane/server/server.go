@@ -172,7 +172,7 @@ func New(cfg Config) (*Server, error) {
 			return err == nil && open
 		},
 	}).Register(mux)
-	mountDashboard(mux, st, s.registry, cfg)
+	mountDashboard(mux, st, s.registry, pol, g, cfg)
 	s.handler = g.wrap(mux)
 	return s, nil
 }
