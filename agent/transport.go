@@ -71,7 +71,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
 	}
-	if resp.Body == nil || resp.Body == http.NoBody {
+	// A 101 body must stay an io.ReadWriteCloser (protocol upgrades), so
+	// it is not wrapped; the span ends at the switch.
+	if resp.Body == nil || resp.Body == http.NoBody || resp.StatusCode == http.StatusSwitchingProtocols {
 		span.End()
 		cancel()
 		return resp, nil
