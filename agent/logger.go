@@ -66,6 +66,7 @@ type logSink struct {
 	w       io.Writer
 	discard bool
 	bufs    sync.Pool
+	times   timeCache
 
 	queue       *batch.Queue[logEntry] // nil when logs are not exported
 	lostNoQueue atomic.Uint64
@@ -172,7 +173,7 @@ func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID 
 	bp := h.sink.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
-	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = h.sink.times.appendRFC3339Nano(b, r.Time)
 	b = append(b, `","level":`...)
 	b = appendJSONString(b, r.Level.String())
 	b = append(b, `,"msg":`...)
