@@ -104,7 +104,8 @@ func dashboardURL(t *testing.T, d *demo.Demo) string {
 		buf := make([]byte, 64<<10)
 		n, _ := resp.Body.Read(buf)
 		b.Write(buf[:n])
-		if strings.Contains(b.String(), `data-testid="header"`) {
+		// With access control on, "/" redirects to the login form.
+		if strings.Contains(b.String(), `data-testid="header"`) || strings.Contains(b.String(), `data-testid="login-form"`) {
 			return d.URL
 		}
 	}
@@ -114,6 +115,18 @@ func dashboardURL(t *testing.T, d *demo.Demo) string {
 	t.Cleanup(ts.Close)
 	t.Logf("the control plane does not serve the dashboard yet; serving it at %s", ts.URL)
 	return ts.URL
+}
+
+// signIn logs the browser in as the demo's admin when base is the demo's
+// own control plane (which requires a session).
+func signIn(t *testing.T, ctx context.Context, d *demo.Demo, base string) {
+	t.Helper()
+	if base != d.URL || d.AdminPassword == "" {
+		return
+	}
+	do(t, ctx, "sign in", chromedp.Navigate(base+"/login"), chromedp.WaitVisible(css("login-form")),
+		chromedp.SendKeys(css("login-username"), d.AdminUser), chromedp.SendKeys(css("login-password"), d.AdminPassword),
+		chromedp.Submit(css("login-password")), chromedp.WaitVisible(css("header")))
 }
 
 // waitFor polls cond: telemetry is exported in batches off the request
@@ -221,6 +234,7 @@ func TestFollowAFailingRequest(t *testing.T) {
 		time.Sleep(70 * time.Second)
 	}
 	ctx := browser(t, execPath)
+	signIn(t, ctx, d, base)
 
 	// Overview -> gateway.
 	do(t, ctx, "open the overview", chromedp.Navigate(base+"/"), chromedp.WaitVisible(css("services-table")))
@@ -295,6 +309,7 @@ func TestLiveTail(t *testing.T) {
 		return err == nil && len(logs) > 0, fmt.Sprint(err)
 	})
 	ctx := browser(t, execPath)
+	signIn(t, ctx, d, base)
 	do(t, ctx, "open logs", chromedp.Navigate(base+"/logs"), chromedp.WaitVisible(css("tail-live")), chromedp.WaitVisible(css("log-line")))
 	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('[data-testid="log-line"]').dataset.seq`))
 	if err != nil {

@@ -160,6 +160,11 @@ func randomToken() string {
 func secure(r *http.Request) bool { return r.TLS != nil }
 
 func (c *Console) setLoginCookie(w http.ResponseWriter, r *http.Request) string {
+	// Keep a token the browser already has: two tabs, or a page loaded
+	// twice, must not invalidate each other's form.
+	if ck, err := r.Cookie(LoginCSRFCookie); err == nil && len(ck.Value) == 43 {
+		return ck.Value
+	}
 	tok := randomToken()
 	http.SetCookie(w, &http.Cookie{
 		Name: LoginCSRFCookie, Value: tok, Path: "/login", MaxAge: 3600,
