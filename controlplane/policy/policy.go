@@ -147,11 +147,25 @@ func (s *Store) Current(service string) wire.Policy {
 	return s.currentLocked(service)
 }
 
+// currentLocked returns a deep copy, so callers may change what they get.
 func (s *Store) currentLocked(service string) wire.Policy {
 	if p, ok := s.current[service]; ok {
-		return p
+		return clonePolicy(p)
 	}
 	return wire.Policy{Service: service}
+}
+
+// clonePolicy deep-copies p through its JSON form, which holds every field.
+func clonePolicy(p wire.Policy) wire.Policy {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return p
+	}
+	var out wire.Policy
+	if err := json.Unmarshal(b, &out); err != nil {
+		return p
+	}
+	return out
 }
 
 // Services lists every service with a stored policy, sorted.
@@ -225,7 +239,12 @@ func (s *Store) write(ctx context.Context, p wire.Policy, base int64, by Author,
 	if err != nil {
 		return wire.Policy{}, fmt.Errorf("policy: write: %w", err)
 	}
-	s.current[p.Service] = p
+	// Keep our own copy: the caller may go on changing p's slices.
+	var stored wire.Policy
+	if err := json.Unmarshal(doc, &stored); err != nil {
+		return wire.Policy{}, fmt.Errorf("policy: decode: %w", err)
+	}
+	s.current[p.Service] = stored
 	if ch, ok := s.waiters[p.Service]; ok {
 		close(ch)
 		delete(s.waiters, p.Service)

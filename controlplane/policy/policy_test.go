@@ -131,3 +131,18 @@ func mustPut(t *testing.T, s *Store, p wire.Policy, base int64) wire.Policy {
 	}
 	return out
 }
+
+func TestStoreKeepsItsOwnCopy(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	p := degrade(false)
+	mustPut(t, s, p, 0)
+	p.Degradations[0].Enabled = true // the caller changes its slice afterwards
+	got := s.Current("orders")
+	if got.Degradations[0].Enabled {
+		t.Fatal("a caller's change after Put reached the stored policy")
+	}
+	got.Degradations[0].Description = "changed by a reader"
+	if s.Current("orders").Degradations[0].Description == "changed by a reader" {
+		t.Fatal("a reader's change reached the stored policy")
+	}
+}
