@@ -78,6 +78,8 @@ func benchInProcess(b *testing.B, withAgent bool) {
 	r := benchEngine(b, withAgent)
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := processCPU()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		req := httptest.NewRequest(http.MethodGet, "/users/42", nil)
 		req.RemoteAddr = "127.0.0.1:5000"
