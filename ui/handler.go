@@ -37,6 +37,7 @@ type config struct {
 	agentURL   string
 	middleware []func(http.Handler) http.Handler
 	user       func(*http.Request) string
+	admin      func(*http.Request) bool
 	refresh    time.Duration
 	tail       time.Duration
 	log        *slog.Logger
@@ -70,6 +71,12 @@ func WithMiddleware(mw func(http.Handler) http.Handler) Option {
 // WithUser sets how the header learns the current user's name; an empty
 // name shows nothing.
 func WithUser(user func(*http.Request) string) Option { return func(c *config) { c.user = user } }
+
+// WithAdmin sets how the header learns whether the current user may
+// manage users and tokens (it then links to /admin). With WithUser set,
+// the header also links to /audit and shows a sign-out button that posts
+// to /logout with the CSRF token.
+func WithAdmin(admin func(*http.Request) bool) Option { return func(c *config) { c.admin = admin } }
 
 // WithPolicies turns on the policy pages (/policies and the Policy tab of
 // every service) over ps. Without it those pages do not exist.
@@ -203,6 +210,9 @@ func (h *Handler) meta(r *http.Request, title, nav string) pageMeta {
 	m := pageMeta{Title: title, Nav: nav, AssetVersion: h.assetVersion, CSRF: h.csrfToken(r), Policies: h.cfg.policies != nil}
 	if h.cfg.user != nil {
 		m.User = h.cfg.user(r)
+	}
+	if h.cfg.admin != nil {
+		m.Admin = h.cfg.admin(r)
 	}
 	return m
 }

@@ -23,6 +23,12 @@ func actorName(r *http.Request) string {
 	return ""
 }
 
+// isAdmin reports whether the signed-in user manages users and tokens.
+func isAdmin(r *http.Request) bool {
+	id, ok := auth.UserFrom(r.Context())
+	return ok && id.Role == auth.RoleAdmin
+}
+
 // csrfToken is the session's CSRF token, put into every dashboard form.
 func csrfToken(r *http.Request) string { return auth.CSRFToken(r.Context()) }
 
@@ -31,7 +37,7 @@ func csrfToken(r *http.Request) string { return auth.CSRFToken(r.Context()) }
 // made through the API.
 func mountDashboard(mux *http.ServeMux, st *store.Store, reg *registry.Registry, pol *policy.Store, g *gate, cfg Config) {
 	src := dashboard.New(st, reg, dashboard.WithPolicies(pol), dashboard.WithPolicyChanged(g.auditDashboardChange))
-	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken)}
+	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithAdmin(isAdmin), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken)}
 	if cfg.PublicURL != "" {
 		opts = append(opts, ui.WithAgentURL(cfg.PublicURL))
 	}
