@@ -39,7 +39,9 @@ func runSteps(t *testing.T, b *Breaker, steps []step) {
 func TestErrorRatio(t *testing.T) {
 	var changes []string
 	b := New(Settings{Threshold: 0.5, MinRequests: 4, Window: 10 * time.Second, OpenFor: 5 * time.Second, HalfOpenProbes: 2,
-		OnStateChange: func(from, to State, reason string) { changes = append(changes, from.String()+"->"+to.String()+": "+reason) }})
+		OnStateChange: func(from, to State, reason string) {
+			changes = append(changes, from.String()+"->"+to.String()+": "+reason)
+		}})
 	runSteps(t, b, []step{
 		{name: "ok 1", at: 0, call: true, wantAllow: true, wantState: Closed},
 		{name: "fail 1", at: time.Second, call: true, failed: true, wantAllow: true, wantState: Closed},
