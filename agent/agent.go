@@ -53,6 +53,11 @@ type Agent struct {
 	checksMu sync.Mutex
 	checks   []*check
 
+	pol          policyState
+	endpoints    discovery
+	policyClient *policyClient // nil without a control plane
+	policyDone   chan struct{}
+
 	beats      heartbeatCounters
 	beatStop   chan struct{}
 	beatDone   chan struct{}
@@ -115,6 +120,13 @@ func New(service string, opts ...Option) (*Agent, error) {
 	a.logger = slog.New(&logHandler{sink: a.sink})
 	a.metrics = newMetrics(a)
 
+	a.pol.counters.byID = map[string]*ruleCounters{}
+	if cfg.policyFile != "" {
+		if err := a.loadPolicyFile(cfg.policyFile); err != nil {
+			a.logger.Warn("agent: policy file not applied", "path", cfg.policyFile, "err", err.Error())
+		}
+	}
+
 	if a.spans != nil {
 		a.spans.q.Start()
 	}
@@ -127,6 +139,9 @@ func New(service string, opts ...Option) (*Agent, error) {
 		a.beatStop = make(chan struct{})
 		a.beatDone = make(chan struct{})
 		go a.runHeartbeat(ctx)
+		a.policyClient = newPolicyClient(&a.cfg)
+		a.policyDone = make(chan struct{})
+		go a.runPolicy(ctx)
 	}
 	return a, nil
 }
@@ -169,6 +184,10 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 			a.beatCancel()
 			select {
 			case <-a.beatDone:
+			case <-ctx.Done():
+			}
+			select {
+			case <-a.policyDone:
 			case <-ctx.Done():
 			}
 			if ctx.Err() == nil {

@@ -96,6 +96,18 @@ func newConfig(opts []Option) (config, error) {
 			Transport: http.DefaultTransport.(*http.Transport).Clone(),
 		}
 	}
+	if c.policyWait == 0 {
+		c.policyWait = wire.DefaultPolicyWait
+	}
+	if c.policyWait < 0 || c.policyWait > wire.MaxPolicyWait {
+		return c, fmt.Errorf("%w: policy wait %s not between 0s and %s", ErrInvalidConfig, c.policyWait, wire.MaxPolicyWait)
+	}
+	if c.policyBackoffMin <= 0 {
+		c.policyBackoffMin = defaultBackoffMin
+	}
+	if c.policyBackoffMax < c.policyBackoffMin {
+		c.policyBackoffMax = max(defaultBackoffMax, c.policyBackoffMin)
+	}
 	if c.outboundTimeout < 0 {
 		return c, fmt.Errorf("%w: negative outbound timeout", ErrInvalidConfig)
 	}

@@ -96,7 +96,15 @@ func (a *Agent) heartbeat(ctx context.Context) wire.Heartbeat {
 	if len(routes) > wire.MaxRoutes {
 		routes = routes[:wire.MaxRoutes]
 	}
+	now := a.cfg.now()
+	version, polErr, polErrVersion, rules, breakers := a.policyReport(now)
 	return wire.Heartbeat{
+		PolicyVersion:      version,
+		PolicyError:        polErr,
+		PolicyErrorVersion: polErrVersion,
+		Rules:              rules,
+		Breakers:           breakers,
+
 		Service:    a.service,
 		InstanceID: a.cfg.instanceID,
 		Address:    a.cfg.address,
@@ -112,7 +120,7 @@ func (a *Agent) heartbeat(ctx context.Context) wire.Heartbeat {
 			LogsDropped:   logs.Dropped,
 			ExportErrors:  spans.Errors + logs.Errors + a.beats.errors.Load(),
 		},
-		SentAt: a.cfg.now(),
+		SentAt: now,
 	}
 }
 
@@ -206,10 +214,39 @@ func (a *Agent) postHeartbeat(ctx context.Context, hb *wire.Heartbeat) error {
 	if err != nil {
 		return fmt.Errorf("agent: heartbeat: %w", err)
 	}
+	reply, readErr := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("agent: heartbeat: %s", resp.Status)
 	}
+	if readErr == nil {
+		a.readReply(reply)
+	}
 	return nil
+}
+
+// maxReplyBytes bounds a heartbeat reply (endpoints of every service).
+const maxReplyBytes = 4 << 20
+
+// readReply takes what the control plane answered to a beat: endpoints
+// for discovery, rate shares for cluster-scoped limits, and its policy
+// version (a newer one than we know makes the policy client poll now).
+// Older control planes answer without a body; that is fine.
+func (a *Agent) readReply(body []byte) {
+	if len(body) == 0 {
+		return
+	}
+	var r wire.HeartbeatReply
+	if err := json.Unmarshal(body, &r); err != nil {
+		return
+	}
+	a.endpoints.update(r.Endpoints)
+	a.setRateShares(r.RateShares)
+	a.pol.mu.Lock()
+	behind := r.PolicyVersion != a.pol.seen && r.PolicyVersion > 0
+	a.pol.mu.Unlock()
+	if behind && a.policyClient != nil {
+		a.policyClient.kick()
+	}
 }

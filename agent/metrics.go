@@ -42,6 +42,7 @@ func newMetrics(a *Agent) *metrics {
 		m.duration,
 		m.active,
 		&telemetryCollector{a: a},
+		&policyCollector{a: a},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -89,6 +90,43 @@ func (c *telemetryCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(signalSpans, c.a.spanStats())
 	emit(signalLogs, c.a.logStats())
 	emit(signalHeartbeats, c.a.heartbeatStats())
+}
+
+var (
+	policyActionsDesc = prometheus.NewDesc("pilothouse_agent_policy_actions_total",
+		"Requests a policy rule acted on (or matched and let pass), by rule and action.", []string{"rule", "action"}, nil)
+	policyVersionDesc = prometheus.NewDesc("pilothouse_agent_policy_version",
+		"Version of the policy in force (0 for none).", nil, nil)
+	breakerStateDesc = prometheus.NewDesc("pilothouse_agent_breaker_state",
+		"State of a circuit breaker: 0 closed, 1 open, 2 half-open.", []string{"rule"}, nil)
+)
+
+// policyCollector reads the rule counters at scrape time: the request path
+// only increments atomics.
+type policyCollector struct{ a *Agent }
+
+func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- policyActionsDesc
+	ch <- policyVersionDesc
+	ch <- breakerStateDesc
+}
+
+func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
+	version, _, _, rules, breakers := c.a.policyReport(c.a.cfg.now())
+	ch <- prometheus.MustNewConstMetric(policyVersionDesc, prometheus.GaugeValue, float64(version))
+	for _, r := range rules {
+		ch <- prometheus.MustNewConstMetric(policyActionsDesc, prometheus.CounterValue, float64(r.Count), r.RuleID, r.Action)
+	}
+	for _, b := range breakers {
+		v := 0.0
+		switch b.State {
+		case "open":
+			v = 1
+		case "half-open":
+			v = 2
+		}
+		ch <- prometheus.MustNewConstMetric(breakerStateDesc, prometheus.GaugeValue, v, b.RuleID)
+	}
 }
 
 // statusText avoids an allocation for common status codes.

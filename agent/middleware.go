@@ -41,6 +41,7 @@ type requestState struct {
 	handler   logHandler
 	logger    slog.Logger // valid once hasLogger
 	hasLogger bool
+	verdict   verdict
 }
 
 func stateFrom(ctx context.Context) *requestState {
@@ -64,19 +65,6 @@ func RequestID(ctx context.Context) string {
 	}
 	return ""
 }
-
-// decision is what policy enforcement decided for a request. Every request
-// passes for now; rate limits, breakers and degradation come with the
-// policy engine and will fill in Reject and Rule.
-type decision struct {
-	Reject bool
-	Status int
-	Rule   string
-}
-
-// decide runs the policy chain (degradation -> rate limit -> breaker)
-// before the handler.
-func (a *Agent) decide(_ *gin.Context, _, _ string) decision { return decision{} }
 
 // Middleware returns the Gin middleware: request ID, server span, metrics,
 // per-route heartbeat figures and the access log. It never fails a request
@@ -114,16 +102,18 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		defer func() {
 			if p := recover(); p != nil {
 				span.SetStatus(codes.Error, fmt.Sprint("panic: ", p))
+				a.recordOutcome(&st.verdict, http.StatusInternalServerError, time.Since(start))
 				a.finish(c, st, method, route, http.StatusInternalServerError, start)
 				panic(p)
 			}
 		}()
 
-		if d := a.decide(c, method, route); d.Reject {
-			span.SetAttributes(attribute.String("pilothouse.rule", d.Rule))
-			c.AbortWithStatus(d.Status)
+		// Policy: degradation -> rate limit -> breaker -> handler.
+		if a.decide(c, st, method, route) {
+			answer(c, &st.verdict)
 		} else {
 			c.Next()
+			a.recordOutcome(&st.verdict, c.Writer.Status(), time.Since(start))
 		}
 		a.finish(c, st, method, route, c.Writer.Status(), start)
 	}
@@ -141,6 +131,7 @@ func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, s
 		attribute.String(wire.AttrRequestID, st.requestID),
 		attribute.Int("http.response.status_code", status),
 	)
+	finishVerdict(span, &st.verdict)
 	for _, e := range c.Errors {
 		span.RecordError(e.Err)
 	}
@@ -173,6 +164,12 @@ func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, s
 				slog.Duration("duration", d),
 				slog.String("client_ip", st.clientIP),
 			)
+			if v := &st.verdict; v.marked {
+				r.AddAttrs(slog.String("rule_id", v.rule), slog.String("action", v.act.String()))
+				if v.act == actShadow {
+					r.AddAttrs(slog.String("would", v.would.String()))
+				}
+			}
 			_ = st.handler.Handle(context.Background(), r)
 		}
 	}

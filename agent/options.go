@@ -43,8 +43,14 @@ type config struct {
 	httpClient      *http.Client
 	spanProcessors  []sdktrace.SpanProcessor
 	outboundTimeout time.Duration
-	now             func() time.Time
-	getenv          func(string) string
+	policyFile      string
+	policyWait      time.Duration
+	// policyBackoffMin and policyBackoffMax bound the long-poll's retry
+	// wait after an error.
+	policyBackoffMin time.Duration
+	policyBackoffMax time.Duration
+	now              func() time.Time
+	getenv           func(string) string
 }
 
 // Defaults used when an option is not given.
@@ -147,6 +153,28 @@ func WithSpanProcessor(sp sdktrace.SpanProcessor) Option {
 // reading the response body. The default is no timeout.
 func WithOutboundTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.outboundTimeout = d })
+}
+
+// WithPolicyFile keeps the policy in force in the file at path: every
+// applied version is written there (a temporary file renamed over the old
+// one), and New applies the file's policy at start, so that a restart with
+// the control plane down still enforces the last good policy. A missing
+// file is fine; an unreadable or invalid one is reported in the heartbeat
+// and ignored.
+func WithPolicyFile(path string) Option {
+	return optionFunc(func(c *config) { c.policyFile = path })
+}
+
+// WithPolicyWait sets how long one policy long-poll waits for a change
+// before the control plane answers "not modified" (default 30s, at most
+// 2m).
+func WithPolicyWait(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.policyWait = d })
+}
+
+// withPolicyBackoff replaces the long-poll's retry bounds (tests).
+func withPolicyBackoff(lo, hi time.Duration) Option {
+	return optionFunc(func(c *config) { c.policyBackoffMin, c.policyBackoffMax = lo, hi })
 }
 
 // withClock replaces time.Now (tests).

@@ -152,6 +152,17 @@ func (b *Breaker) Record(generation uint64, now time.Time, failed, slow bool) {
 	}
 }
 
+// Release gives back a call admitted by Allow in generation that was never
+// made (a later check refused the request), so a half-open probe slot is
+// not held forever. It records no outcome.
+func (b *Breaker) Release(generation uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if generation == b.generation && b.state == HalfOpen && b.probes > 0 {
+		b.probes--
+	}
+}
+
 // State returns the state at now.
 func (b *Breaker) State(now time.Time) State {
 	b.mu.Lock()

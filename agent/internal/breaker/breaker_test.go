@@ -117,3 +117,26 @@ func BenchmarkAllowRecord(b *testing.B) {
 		}
 	}
 }
+
+func TestReleaseFreesAHalfOpenProbe(t *testing.T) {
+	b := New(Settings{Strategy: ConsecutiveErrors, Threshold: 1, OpenFor: time.Second, HalfOpenProbes: 1})
+	gen, _ := b.Allow(t0)
+	b.Record(gen, t0, true, false)
+	at := t0.Add(2 * time.Second)
+	gen, ok := b.Allow(at)
+	if !ok {
+		t.Fatalf("first half-open probe: got refused, want allowed")
+	}
+	if _, ok := b.Allow(at); ok {
+		t.Fatalf("second probe while the first is out: got allowed, want refused")
+	}
+	b.Release(gen)
+	gen, ok = b.Allow(at)
+	if !ok {
+		t.Fatalf("probe after release: got refused, want allowed")
+	}
+	b.Record(gen, at, false, false)
+	if got := b.State(at); got != Closed {
+		t.Errorf("state after a good probe: got %s, want closed", got)
+	}
+}
