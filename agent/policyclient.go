@@ -213,7 +213,9 @@ func (a *Agent) loadPolicyFile(path string) error {
 	}
 	p, err := wire.DecodePolicy(bytes.NewReader(data))
 	if err != nil {
-		return fmt.Errorf("agent: policy file %s: %w", path, err)
+		err = fmt.Errorf("agent: policy file %s: %w", path, err)
+		a.rejectPolicy(p.Version, err)
+		return err
 	}
 	return a.ApplyPolicy(p)
 }
