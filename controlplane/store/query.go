@@ -238,7 +238,10 @@ func (s *Store) Logs(ctx context.Context, f LogFilter) ([]LogRecord, error) {
 		case err != nil:
 			return nil, fmt.Errorf("store: logs: %w", err)
 		default:
-			c.add("(time_ns < ? OR (time_ns = ? AND seq < ?))", t, t, f.BeforeSeq)
+			// Same rows as (time_ns < t OR (time_ns = t AND seq < s)), but
+			// the leading range lets SQLite seek the time index instead of
+			// scanning it: ~0.1 ms instead of 36-92 ms over 1M lines.
+			c.add("time_ns <= ? AND (time_ns < ? OR seq < ?)", t, t, f.BeforeSeq)
 		}
 	}
 	q := `SELECT seq, time_ns, service, instance, severity, level, body, trace_id, span_id, request_id, attrs
