@@ -35,8 +35,18 @@ func (a *Agent) Proxy(target string) gin.HandlerFunc {
 			_, _ = w.Write([]byte(jsonError(msg, "")))
 		},
 	}
-	return func(c *gin.Context) { rp.ServeHTTP(c.Writer, c.Request) }
+	return func(c *gin.Context) { rp.ServeHTTP(proxyWriter{c.Writer}, c.Request) }
 }
+
+// proxyWriter hides gin's CloseNotify, which panics when the underlying
+// writer lacks it; the request context already ends with the client.
+// Flushing goes through Unwrap (http.ResponseController).
+type proxyWriter struct{ w gin.ResponseWriter }
+
+func (p proxyWriter) Header() http.Header         { return p.w.Header() }
+func (p proxyWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p proxyWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
+func (p proxyWriter) Unwrap() http.ResponseWriter { return p.w }
 
 func isTimeout(err error) bool {
 	var ne net.Error
