@@ -193,6 +193,19 @@ func (s *Store) Watch(service string) (wire.Policy, <-chan struct{}) {
 	return s.currentLocked(service), ch
 }
 
+// WatchVersion is Watch without the copy of the policy: the current
+// version number and the channel closed at the next change.
+func (s *Store) WatchVersion(service string) (int64, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, ok := s.waiters[service]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[service] = ch
+	}
+	return s.current[service].Version, ch
+}
+
 // Put validates p and stores it as the next version of p.Service, if the
 // current version is still base. It returns the stored policy.
 func (s *Store) Put(ctx context.Context, p wire.Policy, base int64, by Author) (wire.Policy, error) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
@@ -20,6 +21,7 @@ import (
 type Store interface {
 	Current(service string) wire.Policy
 	Watch(service string) (wire.Policy, <-chan struct{})
+	WatchVersion(service string) (int64, <-chan struct{})
 	Put(ctx context.Context, p wire.Policy, base int64, by policy.Author) (wire.Policy, error)
 	Rollback(ctx context.Context, service string, to, base int64, by policy.Author) (wire.Policy, error)
 	History(ctx context.Context, service string, limit int) ([]policy.Change, error)
@@ -41,14 +43,53 @@ type Config struct {
 }
 
 // Handler serves the policy endpoints.
-type Handler struct{ cfg Config }
+type Handler struct {
+	cfg Config
+
+	// answers caches each service's encoded long-poll answer, so a change
+	// woken to a thousand agents is encoded once, not a thousand times.
+	mu      sync.Mutex
+	answers map[string]encodedAnswer
+}
+
+type encodedAnswer struct {
+	version int64
+	body    []byte
+}
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
 	if cfg.Actor == nil {
 		cfg.Actor = func(*http.Request) string { return "anonymous" }
 	}
-	return &Handler{cfg: cfg}
+	return &Handler{cfg: cfg, answers: map[string]encodedAnswer{}}
+}
+
+// answer returns the encoded PolicyUpdate of service's current policy.
+func (h *Handler) answer(service string) []byte {
+	cur := h.cfg.Store.Current(service)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a, ok := h.answers[service]; ok && a.version == cur.Version {
+		return a.body
+	}
+	body, err := json.Marshal(wire.PolicyUpdate{Policy: cur})
+	if err != nil {
+		return nil
+	}
+	body = append(body, '\n')
+	h.answers[service] = encodedAnswer{version: cur.Version, body: body}
+	return body
+}
+
+// cachedAnswer returns the encoded answer if it is for version.
+func (h *Handler) cachedAnswer(service string, version int64) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a, ok := h.answers[service]; ok && a.version == version {
+		return a.body
+	}
+	return nil
 }
 
 // Register mounts the endpoints on mux.
@@ -201,13 +242,13 @@ func (h *Handler) longPoll(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
-	cur, changed := h.cfg.Store.Watch(service)
-	if cur.Version == have {
+	version, changed := h.cfg.Store.WatchVersion(service)
+	if version == have {
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		select {
 		case <-changed:
-			cur = h.cfg.Store.Current(service)
+			version, _ = h.cfg.Store.WatchVersion(service)
 		case <-timer.C:
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -215,7 +256,14 @@ func (h *Handler) longPoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, wire.PolicyUpdate{Policy: cur})
+	body := h.cachedAnswer(service, version)
+	if body == nil {
+		body = h.answer(service)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
 }
 
 func writePolicyError(w http.ResponseWriter, err error) {
