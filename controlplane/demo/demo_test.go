@@ -1,9 +1,12 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/server"
 	"github.com/pilothouse/pilothouse/controlplane/store"
@@ -177,4 +181,150 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 		}
 		return true, ""
 	})
+}
+
+// TestDegradeThroughTheAPI is the policy promise over loopback: an
+// operator degrades the orders service's GET /reports/daily through the
+// API; the gateway's next requests get the fallback, the orders span and
+// log line name the rule and the action, and every orders instance reports
+// the new version. With the control plane stopped, the shop keeps serving
+// and keeps enforcing.
+func TestDegradeThroughTheAPI(t *testing.T) {
+	d := startDemo(t)
+	ctx := context.Background()
+	operator, _, err := d.Server().Auth().CreateToken(ctx, auth.NewToken{Kind: auth.KindAPI, Name: "policy-it", Role: auth.RoleOperator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fallback = `{"orders":0,"revenue":0,"degraded":true}`
+	pol := wire.Policy{Service: services.Orders, Version: 0, Degradations: []wire.DegradationRule{{
+		RuleMeta: wire.RuleMeta{ID: "daily-report-off", Description: "the daily report is slow; serve an empty one"},
+		Match:    wire.Match{Route: "/reports/daily", Method: http.MethodGet},
+		Enabled:  true,
+		Fallback: wire.Response{Status: http.StatusOK, ContentType: "application/json", Body: fallback},
+	}}}
+	body, _ := json.Marshal(pol)
+	req, _ := http.NewRequest(http.MethodPut, d.URL+"/api/v1/policies/"+services.Orders+"?reason=integration+test", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+operator)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("PUT policy: %v", err)
+	}
+	var stored wire.Policy
+	_ = json.NewDecoder(resp.Body).Decode(&stored)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || stored.Version < 1 {
+		t.Fatalf("PUT policy: got %d version %d, want 200 and a new version", resp.StatusCode, stored.Version)
+	}
+
+	// The gateway answers orders' fallback.
+	var requestID string
+	eventually(t, 15*time.Second, "the gateway answers the fallback", func() (bool, string) {
+		requestID = fmt.Sprintf("it-degrade-%d", time.Now().UnixNano())
+		code, got := gatewayGet(t, d, "/api/reports/daily", requestID)
+		return code == http.StatusOK && sameJSON(got, fallback), fmt.Sprintf("%d %s", code, got)
+	})
+
+	tok := viewerToken(t, d)
+	eventually(t, 20*time.Second, "the orders span names the rule", func() (bool, string) {
+		var traces struct{ Traces []store.TraceSummary }
+		getJSON(t, tok, d.URL+"/api/v1/traces?request_id="+url.QueryEscape(requestID), &traces)
+		if len(traces.Traces) != 1 {
+			return false, fmt.Sprintf("%d traces", len(traces.Traces))
+		}
+		var spans struct{ Spans []store.Span }
+		getJSON(t, tok, d.URL+"/api/v1/traces/"+traces.Traces[0].TraceID, &spans)
+		for _, s := range spans.Spans {
+			if s.Service == services.Orders && s.Kind == "server" {
+				rule, act := s.Attributes[wire.AttrRuleID], s.Attributes[wire.AttrAction]
+				return rule == "daily-report-off" && act == wire.ActionDegraded, fmt.Sprintf("orders span attributes %v", s.Attributes)
+			}
+		}
+		return false, fmt.Sprintf("no orders server span among %d", len(spans.Spans))
+	})
+	eventually(t, 20*time.Second, "the orders log line names the rule", func() (bool, string) {
+		var logs struct{ Logs []store.LogRecord }
+		getJSON(t, tok, d.URL+"/api/v1/logs?request_id="+url.QueryEscape(requestID), &logs)
+		for _, l := range logs.Logs {
+			if l.Service == services.Orders && l.Attributes["rule_id"] == "daily-report-off" && l.Attributes["action"] == wire.ActionDegraded {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d log lines: %+v", len(logs.Logs), logs.Logs)
+	})
+	eventually(t, 10*time.Second, "every orders instance reports the version", func() (bool, string) {
+		var body struct {
+			Services []struct {
+				Name      string
+				Instances []struct {
+					ID            string `json:"id"`
+					PolicyVersion int64  `json:"policy_version"`
+					PolicyError   string `json:"policy_error"`
+				}
+			}
+		}
+		getJSON(t, tok, d.URL+"/api/v1/services", &body)
+		for _, s := range body.Services {
+			if s.Name != services.Orders {
+				continue
+			}
+			for _, in := range s.Instances {
+				if in.PolicyVersion != stored.Version || in.PolicyError != "" {
+					return false, fmt.Sprintf("%+v", s.Instances)
+				}
+			}
+			return len(s.Instances) > 0, "no instances"
+		}
+		return false, "no orders service"
+	})
+
+	// Without the control plane the shop serves and enforces. Shutdown
+	// closes the listener at once; it then waits for open requests, and
+	// the agents' policy long-polls stay open until their wait ends, so
+	// it is given a short grace period.
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := d.Server().Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stop the control plane: %v", err)
+	}
+	if resp, err := http.Get(d.URL + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("control plane after shutdown: got %s, want no answer", resp.Status)
+	}
+	for i := range 5 {
+		if code, got := gatewayGet(t, d, "/api/reports/daily", fmt.Sprintf("it-cp-down-%d", i)); code != http.StatusOK || !sameJSON(got, fallback) {
+			t.Fatalf("report %d with the control plane down: got %d %s, want the fallback", i, code, got)
+		}
+		if code, _ := gatewayGet(t, d, "/api/orders/7", fmt.Sprintf("it-cp-down-order-%d", i)); code != http.StatusOK {
+			t.Fatalf("order %d with the control plane down: got %d, want 200", i, code)
+		}
+		time.Sleep(300 * time.Millisecond) // let heartbeats and polls fail in between
+	}
+}
+
+// sameJSON reports whether a and b hold the same JSON value (the gateway
+// re-encodes what orders answers).
+func sameJSON(a, b string) bool {
+	var va, vb any
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
+		return false
+	}
+	ja, _ := json.Marshal(va)
+	jb, _ := json.Marshal(vb)
+	return bytes.Equal(ja, jb)
+}
+
+// gatewayGet calls the shop's gateway and returns the status and body.
+func gatewayGet(t *testing.T, d *Demo, path, requestID string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.GatewayURL()+path, nil)
+	req.Header.Set("X-Request-ID", requestID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
 }
