@@ -21,6 +21,25 @@
 // the agent's own Prometheus registry, exposed by MetricsHandler; the host's
 // default registry and the OpenTelemetry globals are left alone.
 //
+// # Policy
+//
+// With a control plane configured the agent long-polls it for its
+// service's policy (wire.PathPolicy), validates every version with the
+// same wire.Policy.Validate the control plane uses, and swaps it in
+// atomically; a rejected version is reported in the next heartbeat (the
+// NACK) and the previous policy stays in force. ApplyPolicy does the same
+// for a policy from elsewhere. Inbound requests meet the rules in the
+// order degradation -> rate limit -> circuit breaker -> handler; calls
+// through Transport meet routing -> breaker -> timeout -> call, and a host
+// that names a service the control plane knows (http://orders/...) is
+// sent to one of its live instances. Proxy forwards a gateway's requests
+// the same way. Every decision is on the span (pilothouse.rule.id,
+// pilothouse.action and an event), on the request's access log line
+// (rule_id, action), in pilothouse_agent_policy_actions_total and in the
+// heartbeat. Shadow rules only count and mark what they would have done.
+// If the control plane goes away the last good policy stays in force;
+// WithPolicyFile keeps it across restarts too.
+//
 // Configuration comes from options and, where an option is not given, from
 // the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, OTEL_TRACES_SAMPLER,
 // OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
