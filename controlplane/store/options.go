@@ -46,6 +46,12 @@ type Options struct {
 	// ReadConns is the size of the read connection pool. 0 means
 	// DefaultReadConns.
 	ReadConns int
+	// WriteFault, when set, is called by the writer before each write
+	// transaction; a non-nil error fails that transaction as a full or
+	// failing disk would (the callers get it wrapped, WriteErrors counts
+	// it, WriteFailure reports it). It is a seam for fault tests: leave it
+	// nil in production.
+	WriteFault func() error
 }
 
 func (o Options) withDefaults() (Options, error) {

@@ -59,6 +59,7 @@ type Store struct {
 
 	spans, logs, traces atomic.Int64
 	writeErrors         atomic.Int64
+	lastFailure         atomic.Pointer[writeFailure]
 	rejected, deleted   atomic.Int64
 
 	// sizeTrimming is set while size retention trims down to its target;

@@ -136,13 +136,25 @@ func (s *Store) collect(first *writeReq) []*writeReq {
 // writeBatch commits batch and answers its callers. If the group fails,
 // each request is retried alone so one bad request cannot fail the others.
 func (s *Store) writeBatch(batch []*writeReq) {
-	res, err := s.w.commit(batch)
-	if err != nil && len(batch) > 1 {
-		for _, req := range batch {
-			s.writeBatch([]*writeReq{req})
+	var (
+		res commitResult
+		err error
+	)
+	if s.opts.WriteFault != nil {
+		if ferr := s.opts.WriteFault(); ferr != nil {
+			err = fmt.Errorf("store: write: %w", ferr)
 		}
-		return
 	}
+	if err == nil {
+		res, err = s.w.commit(batch)
+		if err != nil && len(batch) > 1 {
+			for _, req := range batch {
+				s.writeBatch([]*writeReq{req})
+			}
+			return
+		}
+	}
+	s.noteWrite(err)
 	if err != nil {
 		s.writeErrors.Add(1)
 	} else {
