@@ -43,6 +43,7 @@ type config struct {
 	log        *slog.Logger
 	policies   PolicySource
 	csrf       func(*http.Request) string
+	alerts     func(context.Context) []string
 }
 
 // WithClock sets the clock the pages read "now" from (default time.Now).
@@ -88,6 +89,13 @@ func WithPolicies(ps PolicySource) Option { return func(c *config) { c.policies 
 // The token is checked by the middleware that issues it, not by the ui.
 func WithCSRFToken(token func(*http.Request) string) Option {
 	return func(c *config) { c.csrf = token }
+}
+
+// WithAlerts sets where the overview learns of conditions an operator
+// must know about, such as a store that fails writes: each message is
+// shown in an error banner above the services. Nil shows none.
+func WithAlerts(alerts func(ctx context.Context) []string) Option {
+	return func(c *config) { c.alerts = alerts }
 }
 
 // WithRefresh sets how often the overview and service pages poll for
@@ -299,8 +307,12 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request) {
 		h.sourceError(w, r, "Services", err)
 		return
 	}
+	var alerts []string
+	if h.cfg.alerts != nil {
+		alerts = h.cfg.alerts(r.Context())
+	}
 	h.render(w, r, http.StatusOK, h.meta(r, "Overview", "overview"),
-		overviewView(overviewProps{Services: svcs, AgentURL: h.agentURL(r), Refresh: h.cfg.refresh}))
+		overviewView(overviewProps{Services: svcs, AgentURL: h.agentURL(r), Refresh: h.cfg.refresh, Alerts: alerts}))
 }
 
 func (h *Handler) service(w http.ResponseWriter, r *http.Request) {

@@ -37,7 +37,8 @@ func csrfToken(r *http.Request) string { return auth.CSRFToken(r.Context()) }
 // made through the API.
 func mountDashboard(mux *http.ServeMux, st *store.Store, reg *registry.Registry, pol *policy.Store, g *gate, cfg Config) {
 	src := dashboard.New(st, reg, dashboard.WithPolicies(pol), dashboard.WithPolicyChanged(g.auditDashboardChange))
-	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithAdmin(isAdmin), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken)}
+	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithAdmin(isAdmin), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken),
+		ui.WithAlerts(dashboard.StoreAlerts(st))}
 	if cfg.PublicURL != "" {
 		opts = append(opts, ui.WithAgentURL(cfg.PublicURL))
 	}
