@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,10 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
+
+// StreamGrace is how long Shutdown lets requests finish before it ends
+// the long-lived ones.
+const StreamGrace = 500 * time.Millisecond
 
 // Defaults for Config.
 const (
@@ -75,7 +80,13 @@ type Server struct {
 	auth     *auth.Store
 	audit    *audit.Log
 	handler  http.Handler
-	http     *http.Server
+
+	mu   sync.Mutex
+	http *http.Server
+	// requests is the base context of every request; cancelling it ends
+	// long-lived ones (policy long-polls, live tails) at shutdown.
+	requests    context.Context
+	endRequests context.CancelFunc
 
 	initialPassword string
 }
@@ -125,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		auth:     users,
 		audit:    auditLog,
 	}
+	s.requests, s.endRequests = context.WithCancel(context.Background())
 	s.initialPassword, err = users.EnsureAdmin(context.Background(), cfg.AdminPassword)
 	if err != nil {
 		s.closeStores()
@@ -217,7 +229,7 @@ func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
 }
 
 func (s *Server) serve(ln net.Listener, certFile, keyFile string) error {
-	s.http = &http.Server{
+	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -225,12 +237,16 @@ func (s *Server) serve(ln net.Listener, certFile, keyFile string) error {
 		WriteTimeout: 0,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+		BaseContext:  func(net.Listener) context.Context { return s.requests },
 	}
+	s.mu.Lock()
+	s.http = hs
+	s.mu.Unlock()
 	var err error
 	if certFile != "" || keyFile != "" {
-		err = s.http.ServeTLS(ln, certFile, keyFile)
+		err = hs.ServeTLS(ln, certFile, keyFile)
 	} else {
-		err = s.http.Serve(ln)
+		err = hs.Serve(ln)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -240,11 +256,21 @@ func (s *Server) serve(ln net.Listener, certFile, keyFile string) error {
 
 // Shutdown stops serving, waits for requests in flight within ctx, then
 // closes the store (which drains pending writes).
+//
+// Ordinary requests get StreamGrace to finish; long-lived ones (agents'
+// policy long-polls, dashboard live tails) are then ended, so a stop does
+// not wait out a 30 s long-poll.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
-	if s.http != nil {
-		errs = append(errs, s.http.Shutdown(ctx))
+	s.mu.Lock()
+	hs := s.http
+	s.mu.Unlock()
+	if hs != nil {
+		end := time.AfterFunc(StreamGrace, s.endRequests)
+		errs = append(errs, hs.Shutdown(ctx))
+		end.Stop()
 	}
+	s.endRequests()
 	errs = append(errs, s.closeStores())
 	return errors.Join(errs...)
 }

@@ -182,3 +182,35 @@ func TestMetricsAndHealth(t *testing.T) {
 		t.Errorf("unknown trace: got %d, want 404", code)
 	}
 }
+
+// TestShutdownEndsLongPolls: an agent waiting on a 30 s policy long-poll
+// does not hold the control plane's shutdown for its whole wait.
+func TestShutdownEndsLongPolls(t *testing.T) {
+	url, srv := start(t, t.TempDir(), "")
+	polled := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(url + "/api/v1/agents/policy?service=orders&version=0&wait=30s")
+		if err == nil {
+			resp.Body.Close()
+		}
+		polled <- err
+	}()
+	// The long-poll is waiting once the registry of waiters has it; a
+	// short poll after it proves the server is up and the first is parked.
+	if code, _ := get(t, url+"/api/v1/agents/policy?service=orders&version=0&wait=0s", ""); code != http.StatusNotModified {
+		t.Fatalf("short poll: got %d, want 304", code)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("shutdown waited out the long-poll")
+	}
+	<-polled
+}
