@@ -59,6 +59,11 @@ type Demo struct {
 	AdminPassword string
 
 	server  *server.Server
+	cpAddr  string        // the control plane's listen address, kept across restarts
+	cpCfg   server.Config // its configuration, for StartControlPlane
+	cpTLS   [2]string     // certificate and key files, or empty
+	cpLog   *slog.Logger
+	cpDown  bool // StopControlPlane ran and StartControlPlane did not yet
 	servers []*http.Server
 	agents  []*agent.Agent
 	cancel  context.CancelFunc
@@ -134,11 +139,8 @@ func Start(opts Options) (_ *Demo, err error) {
 		cpLn.Close()
 		return nil, err
 	}
-	go func() {
-		if err := d.server.ServeTLS(cpLn, opts.TLSCert, opts.TLSKey); err != nil {
-			opts.Logger.Error("demo: control plane stopped", "err", err)
-		}
-	}()
+	d.cpAddr, d.cpCfg, d.cpTLS, d.cpLog = cpLn.Addr().String(), scfg, [2]string{opts.TLSCert, opts.TLSKey}, opts.Logger
+	d.serveControlPlane(cpLn)
 
 	listeners := map[string]net.Listener{}
 	for _, name := range names {
@@ -186,6 +188,52 @@ func Start(opts Options) (_ *Demo, err error) {
 		}
 	}()
 	return d, nil
+}
+
+func (d *Demo) serveControlPlane(ln net.Listener) {
+	srv := d.server
+	go func() {
+		if err := srv.ServeTLS(ln, d.cpTLS[0], d.cpTLS[1]); err != nil {
+			d.cpLog.Error("demo: control plane stopped", "err", err)
+		}
+	}()
+}
+
+// StopControlPlane shuts the control plane down within ctx, as an
+// operator stopping it would, and leaves the shop, its agents and the
+// traffic running: the agents keep serving on their last policy and
+// retry their exports and heartbeats. It is for fault tests and is not
+// safe for concurrent use with StartControlPlane.
+func (d *Demo) StopControlPlane(ctx context.Context) error {
+	if d.cpDown {
+		return nil
+	}
+	d.cpDown = true
+	if err := d.server.Shutdown(ctx); err != nil {
+		return fmt.Errorf("demo: stop control plane: %w", err)
+	}
+	return nil
+}
+
+// StartControlPlane starts a new control plane after StopControlPlane, on
+// the same address and data directory, so the agents find it again. The
+// admin password and agent tokens are those of the first start.
+func (d *Demo) StartControlPlane() error {
+	if !d.cpDown {
+		return nil
+	}
+	ln, err := net.Listen("tcp", d.cpAddr)
+	if err != nil {
+		return fmt.Errorf("demo: restart control plane: %w", err)
+	}
+	srv, err := server.New(d.cpCfg)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("demo: restart control plane: %w", err)
+	}
+	d.server, d.cpDown = srv, false
+	d.serveControlPlane(ln)
+	return nil
 }
 
 // setUpAccess makes sure the admin exists with a password the demo can
@@ -265,7 +313,7 @@ func (d *Demo) Close(ctx context.Context) error {
 	for _, ag := range d.agents {
 		errs = append(errs, ag.Shutdown(ctx))
 	}
-	if d.server != nil {
+	if d.server != nil && !d.cpDown {
 		errs = append(errs, d.server.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
