@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
+	"github.com/pilothouse/pilothouse/controlplane/jsonbody"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
@@ -214,7 +215,7 @@ func (h *Handler) serveOTLP(w http.ResponseWriter, r *http.Request, signal strin
 		}
 	}
 	if err != nil {
-		h.failOTLP(w, signal, enc, &failure{status: http.StatusBadRequest, message: err.Error()})
+		h.failOTLP(w, signal, enc, &failure{status: http.StatusBadRequest, message: err.Error(), field: jsonbody.FieldOf(err)})
 		return
 	}
 	if stored != nil {
@@ -532,7 +533,7 @@ func heartbeatFailure(err error) *failure {
 	if fes, ok := wire.AsFieldErrors(err); ok && len(fes) > 0 {
 		return &failure{status: http.StatusBadRequest, message: fes.Error(), field: fes[0].Field, fields: fes}
 	}
-	return &failure{status: http.StatusBadRequest, message: err.Error()}
+	return &failure{status: http.StatusBadRequest, message: err.Error(), field: jsonbody.FieldOf(err)}
 }
 
 func (h *Handler) failHeartbeat(w http.ResponseWriter, f *failure) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"mime"
+	"reflect"
 	"strconv"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
@@ -165,13 +166,20 @@ func (id *jsonHexID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// typeError reports a value of the wrong kind as a *json.UnmarshalTypeError,
+// which encoding/json completes with the path of the field ("resourceLogs.
+// scopeLogs.logRecords.timeUnixNano"), so a 400 can name the field.
+func typeError(b []byte, want string, of any) error {
+	return &json.UnmarshalTypeError{Value: truncate(string(b), 40) + " (want " + want + ")", Type: reflect.TypeOf(of)}
+}
+
 // jsonUint64 accepts a JSON number or a decimal string.
 type jsonUint64 uint64
 
 func (v *jsonUint64) UnmarshalJSON(b []byte) error {
 	n, err := strconv.ParseUint(string(unquote(b)), 10, 64)
 	if err != nil {
-		return fmt.Errorf("want an unsigned integer, got %s", truncate(string(b), 40))
+		return typeError(b, "an unsigned integer", uint64(0))
 	}
 	*v = jsonUint64(n)
 	return nil
@@ -183,7 +191,7 @@ type jsonInt64 int64
 func (v *jsonInt64) UnmarshalJSON(b []byte) error {
 	n, err := strconv.ParseInt(string(unquote(b)), 10, 64)
 	if err != nil {
-		return fmt.Errorf("want an integer, got %s", truncate(string(b), 40))
+		return typeError(b, "an integer", int64(0))
 	}
 	*v = jsonInt64(n)
 	return nil
@@ -208,7 +216,7 @@ func (v *jsonFloat64) UnmarshalJSON(b []byte) error {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return fmt.Errorf("want a number, got %s", truncate(string(b), 40))
+		return typeError(b, "a number", float64(0))
 	}
 	*v = jsonFloat64(f)
 	return nil
@@ -241,14 +249,14 @@ func (v *jsonEnum) UnmarshalJSON(b []byte) error {
 		}
 		n, ok := enumValue(s)
 		if !ok {
-			return fmt.Errorf("unknown enum value %q", truncate(s, 40))
+			return typeError(b, "a known enum value", int32(0))
 		}
 		*v = jsonEnum(n)
 		return nil
 	}
 	n, err := strconv.ParseInt(string(b), 10, 32)
 	if err != nil {
-		return fmt.Errorf("want an enum integer, got %s", truncate(string(b), 40))
+		return typeError(b, "an enum integer", int32(0))
 	}
 	*v = jsonEnum(n)
 	return nil

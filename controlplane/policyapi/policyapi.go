@@ -14,6 +14,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/api"
+	"github.com/pilothouse/pilothouse/controlplane/jsonbody"
 	"github.com/pilothouse/pilothouse/controlplane/policy"
 )
 
@@ -169,10 +170,9 @@ type RollbackRequest struct {
 
 func (h *Handler) rollback(w http.ResponseWriter, r *http.Request) {
 	var req RollbackRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		api.WriteJSON(w, http.StatusBadRequest, wire.FieldError{Message: "body must be {\"to\": N, \"base_version\": M}: " + err.Error()})
+	if err := jsonbody.Decode(w, r, 64<<10, &req); err != nil {
+		e := jsonbody.AsError(err)
+		api.WriteJSON(w, e.Status, wire.FieldError{Field: e.Field, Message: e.Message + ` (want {"to": N, "base_version": M})`})
 		return
 	}
 	if req.To < 1 {

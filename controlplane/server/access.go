@@ -20,6 +20,7 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/auth/console"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
+	"github.com/pilothouse/pilothouse/controlplane/jsonbody"
 	"github.com/pilothouse/pilothouse/controlplane/policy"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
@@ -75,6 +76,10 @@ func securityHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "same-origin")
 }
+
+// maxFormBytes caps a form the gate parses for its CSRF token: the
+// largest form any page posts (the policy rule forms).
+const maxFormBytes = 256 << 10
 
 // gate is the control plane's access middleware.
 type gate struct {
@@ -132,6 +137,16 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 			g.metrics.Fail(auth.FailForbidden)
 			g.refuse(w, r, http.StatusForbidden, fmt.Sprintf("%v: %s needs %s, you are %s", auth.ErrForbidden, r.Method+" "+r.URL.Path, need, id.Role))
 			return
+		}
+		if id.Method == auth.MethodSession && auth.Unsafe(r.Method) && r.Header.Get(auth.HeaderCSRF) == "" {
+			// CheckCSRF then reads the token from the form: parse it here
+			// within the largest form a page posts, else the form parser's
+			// own 10 MB default would apply before any handler's cap.
+			if err := jsonbody.ParseForm(w, r, maxFormBytes); err != nil {
+				e := jsonbody.AsError(err)
+				g.refuse(w, r, e.Status, e.Error())
+				return
+			}
 		}
 		if err := auth.CheckCSRF(r, id); err != nil {
 			g.metrics.Fail(auth.FailCSRF)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/controlplane/audit"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/jsonbody"
 	authui "github.com/pilothouse/pilothouse/ui/auth"
 )
 
@@ -75,9 +76,8 @@ func statusOf(err error) int {
 }
 
 func (c *Console) parseForm(w http.ResponseWriter, r *http.Request) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		c.renderAdmin(w, r, outcome{status: http.StatusBadRequest, err: errors.New("console: bad form")})
+	if err := jsonbody.ParseForm(w, r, maxFormBytes); err != nil {
+		c.renderAdmin(w, r, outcome{status: jsonbody.AsError(err).Status, err: fmt.Errorf("console: bad form: %w", err)})
 		return false
 	}
 	return true
@@ -257,10 +257,13 @@ func writeErr(w http.ResponseWriter, err error) {
 }
 
 func decode(w http.ResponseWriter, r *http.Request, dst any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "console: bad JSON body: " + err.Error()})
+	if err := jsonbody.Decode(w, r, maxFormBytes, dst); err != nil {
+		e := jsonbody.AsError(err)
+		body := map[string]string{"error": "console: bad JSON body: " + e.Message}
+		if e.Field != "" {
+			body["field"] = e.Field
+		}
+		writeJSON(w, e.Status, body)
 		return false
 	}
 	return true

@@ -26,6 +26,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/controlplane/audit"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/jsonbody"
 	authui "github.com/pilothouse/pilothouse/ui/auth"
 )
 
@@ -189,9 +190,8 @@ func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "console: bad form", http.StatusBadRequest)
+	if err := jsonbody.ParseForm(w, r, maxFormBytes); err != nil {
+		http.Error(w, "console: bad form: "+err.Error(), jsonbody.AsError(err).Status)
 		return
 	}
 	name := r.PostForm.Get("username")
