@@ -250,14 +250,23 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, signal string) *
 // readBody reads the request body into buf, inflating gzip, within the
 // size caps (maxBody as sent, MaxDecompressedBytes inflated) and the
 // read timeout.
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string, buf *bytes.Buffer, maxBody int64) *failure {
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, signal string, buf *bytes.Buffer, maxBody int64) (f *failure) {
 	if r.ContentLength > maxBody {
 		return tooLarge("body", maxBody)
 	}
 	// Read deadlines are wall-clock; the injected clock is for data.
 	rc := http.NewResponseController(w)
 	if err := rc.SetReadDeadline(time.Now().Add(h.cfg.ReadTimeout)); err == nil {
-		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		// Lift the deadline only after a good read. After a failed one
+		// it must stay: before answering, net/http drains what is left
+		// of the body, and a slow client would hold that drain open
+		// forever; with the deadline passed it fails and the
+		// connection is closed after the answer.
+		defer func() {
+			if f == nil {
+				_ = rc.SetReadDeadline(time.Time{})
+			}
+		}()
 	}
 	counted := &countingReader{r: http.MaxBytesReader(w, r.Body, maxBody)}
 	defer func() { h.metrics.bytes.WithLabelValues(signal).Add(float64(counted.n)) }()

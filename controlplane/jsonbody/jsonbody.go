@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -26,12 +27,14 @@ var (
 	ErrTooLarge = errors.New("jsonbody: body too large")
 	// ErrMalformed: the body is not what the endpoint reads (400).
 	ErrMalformed = errors.New("jsonbody: malformed body")
+	// ErrTimeout: the body did not arrive within the read deadline (408).
+	ErrTimeout = errors.New("jsonbody: body read timed out")
 )
 
 // Error is a body the endpoint refuses. It marshals as the control
 // plane's JSON error: {"error": "...", "field": "..."}.
 type Error struct {
-	// Status is the HTTP status to answer: 413 or 400.
+	// Status is the HTTP status to answer: 413, 408 or 400.
 	Status int `json:"-"`
 	// Field is the JSON path of the field at fault ("rules.0.rate"), or
 	// "" when the body as a whole is at fault.
@@ -42,7 +45,7 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// Unwrap returns ErrTooLarge or ErrMalformed.
+// Unwrap returns ErrTooLarge, ErrTimeout or ErrMalformed.
 func (e *Error) Unwrap() error { return e.cause }
 
 // Decode reads one JSON document from r's body into dst, refusing bodies
@@ -109,6 +112,9 @@ func classify(err error, maxBytes int64) *Error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return tooLarge(maxBytes)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &Error{Status: http.StatusRequestTimeout, Message: "jsonbody: timed out reading the request body", cause: ErrTimeout}
 	}
 	field := FieldOf(err)
 	msg := strings.TrimPrefix(err.Error(), "json: ")

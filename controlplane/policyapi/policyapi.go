@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -274,6 +275,8 @@ func writePolicyError(w http.ResponseWriter, err error) {
 		api.WriteJSON(w, http.StatusConflict, map[string]any{"error": ce.Error(), "field": "version", "current_version": ce.Current})
 	case errors.Is(err, wire.ErrTooLarge), errors.As(err, &mbe):
 		api.WriteJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "policy larger than 1 MiB"})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		api.WriteJSON(w, http.StatusRequestTimeout, map[string]string{"error": "policyapi: timed out reading the request body"})
 	case errors.Is(err, policy.ErrNotFound):
 		api.WriteJSON(w, http.StatusNotFound, map[string]string{"error": err.Error(), "field": "to"})
 	default:
