@@ -35,30 +35,46 @@ func sinkServer(b *testing.B) *httptest.Server {
 	return s
 }
 
-func benchEngine(b *testing.B, withAgent bool) *gin.Engine {
+// benchSetup says what runs in front of the benchmark route.
+type benchSetup int
+
+const (
+	bare benchSetup = iota
+	withAgent
+	// withAgentAndPolicy adds fullPolicy: a rule of every kind.
+	withAgentAndPolicy
+)
+
+func benchEngine(b *testing.B, setup benchSetup) *gin.Engine {
 	b.Helper()
 	r := gin.New()
-	if withAgent {
-		sink := sinkServer(b)
-		opts := []Option{withEnv(noEnv), WithControlPlane(sink.URL), WithSampleRatio(1),
-			WithLocalLog(discardWriter{}), WithInstanceID("bench-1")}
-		a, err := New("bench", opts...)
-		if err != nil {
-			b.Fatalf("New: %v", err)
-		}
-		b.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = a.Shutdown(ctx)
-		})
-		r.Use(a.Middleware())
+	if setup == bare {
 		r.GET("/users/:id", func(c *gin.Context) {
-			Logger(c).Info("loading user", "user", c.Param("id"))
 			c.String(http.StatusOK, "hello user")
 		})
 		return r
 	}
+	sink := sinkServer(b)
+	// One log line per request, as the benchmark defines the full
+	// agent: the handler's. The access line would be a second.
+	a, err := New("bench", withEnv(noEnv), WithControlPlane(sink.URL), WithSampleRatio(1),
+		WithLocalLog(discardWriter{}), WithInstanceID("bench-1"), WithAccessLog(false))
+	if err != nil {
+		b.Fatalf("New: %v", err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	if setup == withAgentAndPolicy {
+		if err := a.ApplyPolicy(fullPolicy("bench")); err != nil {
+			b.Fatalf("ApplyPolicy: %v", err)
+		}
+	}
+	r.Use(a.Middleware())
 	r.GET("/users/:id", func(c *gin.Context) {
+		Logger(c).Info("loading user", "user", c.Param("id"))
 		c.String(http.StatusOK, "hello user")
 	})
 	return r
@@ -74,8 +90,8 @@ func (w *benchWriter) Header() http.Header         { return w.h }
 func (w *benchWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *benchWriter) WriteHeader(code int)        { w.code = code }
 
-func benchInProcess(b *testing.B, withAgent bool) {
-	r := benchEngine(b, withAgent)
+func benchInProcess(b *testing.B, setup benchSetup) {
+	r := benchEngine(b, setup)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := processCPU()
@@ -94,13 +110,14 @@ func benchInProcess(b *testing.B, withAgent bool) {
 	})
 }
 
-func BenchmarkGinBare(b *testing.B)  { benchInProcess(b, false) }
-func BenchmarkGinAgent(b *testing.B) { benchInProcess(b, true) }
+func BenchmarkGinBare(b *testing.B)            { benchInProcess(b, bare) }
+func BenchmarkGinAgent(b *testing.B)           { benchInProcess(b, withAgent) }
+func BenchmarkGinAgentWithPolicy(b *testing.B) { benchInProcess(b, withAgentAndPolicy) }
 
 // benchLoopback serves on 127.0.0.1 and drives the server with concurrent
 // keep-alive clients (4 per GOMAXPROCS), reporting requests per second.
-func benchLoopback(b *testing.B, withAgent bool) {
-	r := benchEngine(b, withAgent)
+func benchLoopback(b *testing.B, setup benchSetup) {
+	r := benchEngine(b, setup)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatalf("listen: %v", err)
@@ -146,5 +163,6 @@ func processCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func BenchmarkLoopbackBare(b *testing.B)  { benchLoopback(b, false) }
-func BenchmarkLoopbackAgent(b *testing.B) { benchLoopback(b, true) }
+func BenchmarkLoopbackBare(b *testing.B)            { benchLoopback(b, bare) }
+func BenchmarkLoopbackAgent(b *testing.B)           { benchLoopback(b, withAgent) }
+func BenchmarkLoopbackAgentWithPolicy(b *testing.B) { benchLoopback(b, withAgentAndPolicy) }

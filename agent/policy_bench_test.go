@@ -40,43 +40,6 @@ func fullPolicy(service string) wire.Policy {
 	}
 }
 
-func BenchmarkGinAgentWithPolicy(b *testing.B) {
-	sink := sinkServer(b)
-	a, err := New("bench", withEnv(noEnv), WithControlPlane(sink.URL), WithSampleRatio(1),
-		WithLocalLog(discardWriter{}), WithInstanceID("bench-1"))
-	if err != nil {
-		b.Fatalf("New: %v", err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	if err := a.ApplyPolicy(fullPolicy("bench")); err != nil {
-		b.Fatalf("ApplyPolicy: %v", err)
-	}
-	r := gin.New()
-	r.Use(a.Middleware())
-	r.GET("/users/:id", func(c *gin.Context) {
-		Logger(c).Info("loading user", "user", c.Param("id"))
-		c.String(http.StatusOK, "hello user")
-	})
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := httptest.NewRequest(http.MethodGet, "/users/42", nil)
-		req.RemoteAddr = "127.0.0.1:5000"
-		w := &benchWriter{h: make(http.Header)}
-		for pb.Next() {
-			clear(w.h)
-			r.ServeHTTP(w, req)
-			if w.code != 0 && w.code != http.StatusOK {
-				b.Errorf("status: got %d, want 200", w.code)
-			}
-		}
-	})
-}
-
 // benchDecide measures decide (and recording the breakers' outcome) alone
 // for route, with the full policy, on every core sharing the rules' state
 // (parallel) or on one.

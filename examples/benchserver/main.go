@@ -1,0 +1,118 @@
+// Command benchserver serves the agent benchmark's route for an external
+// load generator, so agent overhead can be measured over loopback with the
+// load in another process:
+//
+//	go build -o /tmp/benchserver ./examples/benchserver
+//	/tmp/benchserver -mode bare -addr 127.0.0.1:9100 &
+//	wrk -t1 -c16 -d10s http://127.0.0.1:9100/users/42
+//
+// -mode agent adds the full agent as the foundation issue defines it for
+// this benchmark: 100% sampling, one log line (the handler's; -access-log
+// adds the agent's access line as a second), metrics, export to a local
+// OTLP sink that discards;
+// -mode policy adds a policy with a rule of every kind on top.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pilothouse/pilothouse/agent"
+	"github.com/pilothouse/pilothouse/agent/wire"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "benchserver:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	mode := flag.String("mode", "bare", "bare, agent or policy")
+	addr := flag.String("addr", "127.0.0.1:9100", "listen address")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	accessLog := flag.Bool("access-log", false, "also log one access line per request (a second log line)")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	switch *mode {
+	case "bare":
+		r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "hello user") })
+	case "agent", "policy":
+		sink, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+		ag, err := agent.New("bench", agent.WithControlPlane("http://"+sink.Addr().String()),
+			agent.WithSampleRatio(1), agent.WithLocalLog(discard{}), agent.WithInstanceID("bench-1"),
+			agent.WithAccessLog(*accessLog))
+		if err != nil {
+			return err
+		}
+		defer ag.Shutdown(context.Background())
+		if *mode == "policy" {
+			if err := ag.ApplyPolicy(policy()); err != nil {
+				return err
+			}
+		}
+		r.Use(ag.Middleware())
+		r.GET("/users/:id", func(c *gin.Context) {
+			agent.Logger(c).Info("loading user", "user", c.Param("id"))
+			c.String(http.StatusOK, "hello user")
+		})
+	default:
+		return fmt.Errorf("unknown -mode %q", *mode)
+	}
+	srv := &http.Server{Addr: *addr, Handler: r, ReadHeaderTimeout: 5 * time.Second}
+	go func() { <-ctx.Done(); srv.Close() }()
+	if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+// discard is a local log writer that still makes the agent encode every
+// line, as a real log destination would.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func policy() wire.Policy {
+	return wire.Policy{
+		Service: "bench",
+		Degradations: []wire.DegradationRule{{RuleMeta: wire.RuleMeta{ID: "reports-off"},
+			Match: wire.Match{Route: "/reports"}, Enabled: true, Fallback: wire.Response{Status: 200, Body: "{}"}}},
+		RateLimits: []wire.RateLimitRule{
+			{RuleMeta: wire.RuleMeta{ID: "users-global"}, Match: wire.Match{Route: "/users/:id"}, Rate: 1e9, Burst: 1e6},
+			{RuleMeta: wire.RuleMeta{ID: "users-per-ip", Mode: wire.Shadow}, Match: wire.Match{Route: "/users/:id"}, Rate: 1e9, Burst: 1e6, Key: wire.KeyClientIP},
+		},
+		Breakers: []wire.BreakerRule{{RuleMeta: wire.RuleMeta{ID: "users-breaker"}, Match: &wire.Match{Route: "/users/:id"}, Threshold: 0.5}},
+	}
+}
