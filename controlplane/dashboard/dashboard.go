@@ -227,11 +227,7 @@ func (s *Source) Edges(ctx context.Context, since, until time.Time) ([]ui.Edge, 
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	out := make([]ui.Edge, len(es))
-	for i, e := range es {
-		out[i] = ui.Edge{Caller: e.Caller, Callee: e.Callee, Requests: e.Requests, Errors: e.Errors}
-	}
-	return out, nil
+	return foldEdges(es, MaxMapServices), nil
 }
 
 // attrs renders attribute values as text, sorted by key.

@@ -7,6 +7,7 @@
 package registry
 
 import (
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -156,6 +157,7 @@ type Registry struct {
 	mu       sync.Mutex
 	services map[string]*serviceState
 	dropped  int64
+	folded   int64
 }
 
 type serviceState struct {
@@ -191,6 +193,25 @@ func (r *Registry) Dropped() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.dropped
+}
+
+// FoldedRoutes reports how many route summaries were counted under the
+// "other" route because their service already had MaxRoutesPerService
+// distinct routes.
+func (r *Registry) FoldedRoutes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.folded
+}
+
+// foldMethod keeps the standard HTTP methods and folds the rest.
+func foldMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return otherRoute
 }
 
 // Observe records one heartbeat received at now. The heartbeat must have
@@ -252,7 +273,10 @@ func (r *Registry) Observe(hb wire.Heartbeat, remoteAddr string, now time.Time) 
 		k := routeKey{rs.Method, rs.Route}
 		if _, known := svc.routes[k]; !known {
 			if len(svc.routes) >= MaxRoutesPerService {
-				k = routeKey{rs.Method, otherRoute}
+				// Fold; a made-up method folds too, or distinct
+				// methods would grow the "other" keys without bound.
+				k = routeKey{foldMethod(rs.Method), otherRoute}
+				r.folded++
 			}
 			svc.routes[k] = struct{}{}
 		}

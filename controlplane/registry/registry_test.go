@@ -146,6 +146,27 @@ func TestRouteCardinalityCap(t *testing.T) {
 	}
 }
 
+func TestFoldedRoutesAndMethods(t *testing.T) {
+	r := New(Options{})
+	var routes []wire.RouteSummary
+	for i := 0; i < MaxRoutesPerService; i++ {
+		routes = append(routes, route("GET", fmt.Sprintf("/r%d", i), 1, 0, time.Millisecond))
+	}
+	// Past the cap: made-up methods must not add keys one by one.
+	for i := 0; i < 300; i++ {
+		routes = append(routes, route(fmt.Sprintf("M%d", i), fmt.Sprintf("/x%d", i), 1, 0, time.Millisecond))
+	}
+	routes = append(routes, route("POST", "/late", 1, 0, time.Millisecond))
+	r.Observe(beat("orders", "a", routes...), "", t0)
+	s, _ := r.Service("orders", t0)
+	if got, want := len(s.Routes), MaxRoutesPerService+2; got != want {
+		t.Errorf("routes: got %d, want %d (the cap, other for POST, other for made-up methods)", got, want)
+	}
+	if got := r.FoldedRoutes(); got != 301 {
+		t.Errorf("FoldedRoutes: got %d, want 301", got)
+	}
+}
+
 func TestRateOfANewService(t *testing.T) {
 	r := New(Options{})
 	r.Observe(beat("orders", "a", route("GET", "/x", 100, 0, time.Millisecond)), "", t0)

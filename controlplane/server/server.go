@@ -299,5 +299,7 @@ func (s *Server) registerStoreMetrics() {
 		counter("pilothouse_store_retention_deleted_total", "Rows removed by retention.", func(st store.Stats) float64 { return float64(st.Deleted) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pilothouse_registry_dropped_heartbeats_total", Help: "Heartbeats refused by the registry's caps."},
 			func() float64 { return float64(s.registry.Dropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "pilothouse_registry_folded_routes_total", Help: "Route summaries counted under the \"other\" route by the registry's per-service cap."},
+			func() float64 { return float64(s.registry.FoldedRoutes()) }),
 	)
 }
