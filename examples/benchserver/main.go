@@ -44,6 +44,8 @@ func run() error {
 	addr := flag.String("addr", "127.0.0.1:9100", "listen address")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	accessLog := flag.Bool("access-log", false, "also log one access line per request (a second log line)")
+	sample := flag.Float64("sample", 1, "agent: trace sampling ratio (to see what spans cost)")
+	logLine := flag.Bool("log", true, "agent: the handler logs one line (to see what logging costs)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -71,7 +73,7 @@ func run() error {
 		}
 		go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
 		ag, err := agent.New("bench", agent.WithControlPlane("http://"+sink.Addr().String()),
-			agent.WithSampleRatio(1), agent.WithLocalLog(discard{}), agent.WithInstanceID("bench-1"),
+			agent.WithSampleRatio(*sample), agent.WithLocalLog(discard{}), agent.WithInstanceID("bench-1"),
 			agent.WithAccessLog(*accessLog))
 		if err != nil {
 			return err
@@ -84,7 +86,9 @@ func run() error {
 		}
 		r.Use(ag.Middleware())
 		r.GET("/users/:id", func(c *gin.Context) {
-			agent.Logger(c).Info("loading user", "user", c.Param("id"))
+			if *logLine {
+				agent.Logger(c).Info("loading user", "user", c.Param("id"))
+			}
 			c.String(http.StatusOK, "hello user")
 		})
 	default:
