@@ -30,8 +30,20 @@ func TestImportRules(t *testing.T) {
 	}{
 		{
 			name: "agent stays small",
-			pkg:  module + "/agent/...",
+			pkg:  module + "/agent",
 			forbidden: []string{"github.com/a-h/templ", "github.com/hashicorp/consul", "github.com/grafana/loki-client-go",
+				"modernc.org/sqlite", module + "/controlplane", module + "/ui", module + "/agent/consulreg"},
+		},
+		{
+			name:      "agent internals stay consul-free",
+			pkg:       module + "/agent/internal/...",
+			forbidden: []string{"github.com/hashicorp/consul", module + "/agent/consulreg"},
+		},
+		{
+			// agent/consulreg is opt-in: it alone under agent/ may use Consul.
+			name: "agent packages stay off the control plane",
+			pkg:  module + "/agent/...",
+			forbidden: []string{"github.com/a-h/templ", "github.com/grafana/loki-client-go",
 				"modernc.org/sqlite", module + "/controlplane", module + "/ui"},
 		},
 		{name: "wire is stdlib only", pkg: module + "/agent/wire", stdlib: true},
