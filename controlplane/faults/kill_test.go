@@ -26,10 +26,10 @@ type child struct {
 
 // startChild starts the test binary as a control plane over dir and
 // waits until it listens (its store opened).
-func startChild(t *testing.T, dir string) *child {
+func startChild(t *testing.T, dir string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChildDir+"="+dir)
+	cmd.Env = append(append(os.Environ(), envChildDir+"="+dir), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/pilothouse/pilothouse/controlplane/server"
 )
@@ -13,8 +14,11 @@ import (
 // test binary re-executed serves a control plane on a free port over the
 // data directory and prints its address.
 const (
-	envChildDir   = "PILOTHOUSE_FAULTS_CHILD_DIR"
-	childAgentKey = "agent-secret"
+	envChildDir = "PILOTHOUSE_FAULTS_CHILD_DIR"
+	// envChildMaxAge, when set, turns on age retention in the child (a
+	// time.Duration), run every tenth of it.
+	envChildMaxAge = "PILOTHOUSE_FAULTS_CHILD_MAX_AGE"
+	childAgentKey  = "agent-secret"
 )
 
 func TestMain(m *testing.M) {
@@ -26,7 +30,16 @@ func TestMain(m *testing.M) {
 
 // serveChild runs a control plane until it is killed.
 func serveChild(dir string) int {
-	srv, err := server.New(server.Config{DataDir: dir, AgentToken: childAgentKey, Auth: fastAuth})
+	cfg := server.Config{DataDir: dir, AgentToken: childAgentKey, Auth: fastAuth}
+	if v := os.Getenv(envChildMaxAge); v != "" {
+		age, err := time.ParseDuration(v)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 1
+		}
+		cfg.Store.MaxAge, cfg.Store.RetentionInterval = age, age/10
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
