@@ -23,6 +23,7 @@ func TestSlowBody(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the read timeouts (about 30 s)")
 	}
+	t.Parallel() // it mostly waits; let the other tests run meanwhile
 	srv, base := startServer(t, server.Config{DataDir: t.TempDir()})
 	operator := apiToken(t, srv.Auth(), auth.RoleOperator)
 	addr := strings.TrimPrefix(base, "http://")
