@@ -1,0 +1,464 @@
+package consul
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
+	"github.com/pilothouse/pilothouse/controlplane/policy"
+)
+
+// Defaults for Config.
+const (
+	DefaultPrefix    = "pilothouse/policies/"
+	DefaultWaitTime  = 5 * time.Minute
+	DefaultRetryWait = time.Second
+)
+
+// ErrConsul reports that Consul refused or failed a request.
+var ErrConsul = errors.New("consul: request failed")
+
+// Config configures a PolicyStore. Zero values mean the defaults.
+type Config struct {
+	// Address is Consul's HTTP address (host:port); empty uses
+	// CONSUL_HTTP_ADDR, else 127.0.0.1:8500.
+	Address string
+	// Token is the ACL token; empty uses CONSUL_HTTP_TOKEN.
+	Token string
+	// Prefix is the KV prefix, ending in "/".
+	Prefix string
+	// WaitTime is how long one blocking query waits (Consul caps it at
+	// 10 minutes).
+	WaitTime time.Duration
+	// RetryWait is the pause after a failed blocking query before the
+	// next, so an unreachable Consul is not hammered.
+	RetryWait time.Duration
+	// Now stamps audit records; nil means time.Now.
+	Now func() time.Time
+	// Logger receives watch errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// PolicyStore is the policy store of package policy over Consul KV. It
+// implements the policyapi.Store interface. It is safe for concurrent use.
+type PolicyStore struct {
+	cfg    Config
+	client *api.Client
+
+	ctx    context.Context // ends the watchers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	services map[string]*serviceState
+
+	// beforeCommit, when set (by tests), runs between reading the head
+	// and committing the transaction: the window a concurrent writer hits.
+	beforeCommit func()
+}
+
+// serviceState is what a watcher last saw of one service.
+type serviceState struct {
+	policy wire.Policy
+	loaded bool
+	// waiters is closed and replaced when a newer version is seen.
+	waiters chan struct{}
+}
+
+// Open connects to Consul and checks that it answers.
+func Open(ctx context.Context, cfg Config) (*PolicyStore, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	if cfg.WaitTime <= 0 {
+		cfg.WaitTime = DefaultWaitTime
+	}
+	if cfg.RetryWait <= 0 {
+		cfg.RetryWait = DefaultRetryWait
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ccfg := api.DefaultConfig()
+	if cfg.Address != "" {
+		ccfg.Address = cfg.Address
+	}
+	if cfg.Token != "" {
+		ccfg.Token = cfg.Token
+	}
+	client, err := api.NewClient(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("consul: client: %w", err)
+	}
+	q := (&api.QueryOptions{}).WithContext(ctx)
+	if _, _, err := client.KV().Keys(cfg.Prefix, "/", q); err != nil {
+		return nil, fmt.Errorf("%w: reach %s: %w", ErrConsul, ccfg.Address, err)
+	}
+	s := &PolicyStore{cfg: cfg, client: client, services: map[string]*serviceState{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close stops the watchers. Waiting long-polls are not woken.
+func (s *PolicyStore) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *PolicyStore) headKey(service string) string { return s.cfg.Prefix + service + "/current" }
+
+func (s *PolicyStore) versionsPrefix(service string) string {
+	return s.cfg.Prefix + service + "/versions/"
+}
+
+func (s *PolicyStore) versionKey(service string, version int64) string {
+	return fmt.Sprintf("%s%020d", s.versionsPrefix(service), version)
+}
+
+// stateLocked returns service's state, starting its watcher the first
+// time. s.mu must be held.
+func (s *PolicyStore) stateLocked(service string) *serviceState {
+	st, ok := s.services[service]
+	if !ok {
+		st = &serviceState{policy: wire.Policy{Service: service}, waiters: make(chan struct{})}
+		s.services[service] = st
+		if s.ctx.Err() == nil {
+			s.wg.Add(1)
+			go s.watch(service)
+		}
+	}
+	return st
+}
+
+// loaded returns service's state once it holds what Consul has, reading
+// it now if the watcher has not yet.
+func (s *PolicyStore) loaded(service string) *serviceState {
+	s.mu.Lock()
+	st := s.stateLocked(service)
+	ok := st.loaded
+	s.mu.Unlock()
+	if !ok {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		defer cancel()
+		if p, _, err := s.readHead(ctx, service, 0); err != nil {
+			s.cfg.Logger.Warn("consul: read policy", "service", service, "err", err)
+		} else {
+			s.observe(service, p)
+		}
+	}
+	return st
+}
+
+// observe records p as service's current policy if it is newer than what
+// this store holds, and wakes the waiters.
+func (s *PolicyStore) observe(service string, p wire.Policy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stateLocked(service)
+	if st.loaded && p.Version <= st.policy.Version {
+		return
+	}
+	newer := p.Version > st.policy.Version
+	st.loaded = true
+	st.policy = p
+	if newer {
+		close(st.waiters)
+		st.waiters = make(chan struct{})
+	}
+}
+
+// watch holds a blocking query on service's head key until Close.
+func (s *PolicyStore) watch(service string) {
+	defer s.wg.Done()
+	var index uint64
+	for {
+		p, meta, err := s.readHead(s.ctx, service, index)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("consul: watch policy", "service", service, "err", err)
+			t := time.NewTimer(s.cfg.RetryWait)
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		s.observe(service, p)
+		// Consul's rules for blocking queries: start over when the index
+		// goes backwards, and never wait on index 0.
+		switch {
+		case meta.LastIndex < index:
+			index = 0
+		default:
+			index = meta.LastIndex
+		}
+		if index == 0 {
+			index = 1
+		}
+	}
+}
+
+// readHead reads service's current policy; waitIndex > 0 makes it a
+// blocking query that answers when the key's index passes waitIndex.
+func (s *PolicyStore) readHead(ctx context.Context, service string, waitIndex uint64) (wire.Policy, *api.QueryMeta, error) {
+	q := &api.QueryOptions{WaitIndex: waitIndex}
+	if waitIndex > 0 {
+		q.WaitTime = s.cfg.WaitTime
+	}
+	pair, meta, err := s.client.KV().Get(s.headKey(service), q.WithContext(ctx))
+	if err != nil {
+		return wire.Policy{}, nil, fmt.Errorf("%w: get %s: %w", ErrConsul, s.headKey(service), err)
+	}
+	p, err := decodeHead(service, pair)
+	return p, meta, err
+}
+
+func decodeHead(service string, pair *api.KVPair) (wire.Policy, error) {
+	if pair == nil {
+		return wire.Policy{Service: service}, nil
+	}
+	var p wire.Policy
+	if err := json.Unmarshal(pair.Value, &p); err != nil {
+		return wire.Policy{}, fmt.Errorf("consul: stored policy of %s is corrupt: %w", service, err)
+	}
+	return p, nil
+}
+
+// Current returns the latest policy of service; version 0 and no rules
+// when none was ever written (or Consul could not be read yet).
+func (s *PolicyStore) Current(service string) wire.Policy {
+	st := s.loaded(service)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return clonePolicy(st.policy)
+}
+
+// Watch returns the current policy and a channel closed when a newer
+// version is seen, written through this store or any other.
+func (s *PolicyStore) Watch(service string) (wire.Policy, <-chan struct{}) {
+	st := s.loaded(service)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return clonePolicy(st.policy), st.waiters
+}
+
+// WatchVersion is Watch without the copy of the policy.
+func (s *PolicyStore) WatchVersion(service string) (int64, <-chan struct{}) {
+	st := s.loaded(service)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return st.policy.Version, st.waiters
+}
+
+// Services lists every service with a stored policy, sorted. When Consul
+// cannot be read it lists the services this store has seen.
+func (s *PolicyStore) Services() []string {
+	q := (&api.QueryOptions{}).WithContext(s.ctx)
+	keys, _, err := s.client.KV().Keys(s.cfg.Prefix, "/", q)
+	if err != nil {
+		s.cfg.Logger.Warn("consul: list services", "err", err)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []string
+		for name, st := range s.services {
+			if st.policy.Version > 0 {
+				out = append(out, name)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(k, s.cfg.Prefix), "/")
+		if ok && name != "" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Put validates p and stores it as the next version of p.Service, if the
+// current version is still base. It returns the stored policy.
+func (s *PolicyStore) Put(ctx context.Context, p wire.Policy, base int64, by policy.Author) (wire.Policy, error) {
+	return s.write(ctx, p, base, by, "update")
+}
+
+// Rollback stores the content of an earlier version as a new version.
+func (s *PolicyStore) Rollback(ctx context.Context, service string, to, base int64, by policy.Author) (wire.Policy, error) {
+	old, err := s.Version(ctx, service, to)
+	if err != nil {
+		return wire.Policy{}, err
+	}
+	if by.Reason == "" {
+		by.Reason = fmt.Sprintf("rollback to version %d", to)
+	}
+	return s.write(ctx, old.Policy, base, by, "rollback")
+}
+
+func (s *PolicyStore) write(ctx context.Context, p wire.Policy, base int64, by policy.Author, action string) (wire.Policy, error) {
+	if err := p.Validate(); err != nil {
+		return wire.Policy{}, err
+	}
+	if by.Actor == "" {
+		return wire.Policy{}, errors.New("consul: a change needs an actor")
+	}
+	kv := s.client.KV()
+	head, _, err := kv.Get(s.headKey(p.Service), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
+	if err != nil {
+		return wire.Policy{}, fmt.Errorf("%w: get %s: %w", ErrConsul, s.headKey(p.Service), err)
+	}
+	cur, err := decodeHead(p.Service, head)
+	if err != nil {
+		return wire.Policy{}, err
+	}
+	if cur.Version != base {
+		s.observe(p.Service, cur)
+		return wire.Policy{}, &policy.ConflictError{Service: p.Service, Base: base, Current: cur.Version}
+	}
+	var headIndex uint64
+	if head != nil {
+		headIndex = head.ModifyIndex
+	}
+	p.Version = cur.Version + 1
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return wire.Policy{}, fmt.Errorf("consul: encode: %w", err)
+	}
+	var stored wire.Policy
+	if err := json.Unmarshal(doc, &stored); err != nil {
+		return wire.Policy{}, fmt.Errorf("consul: decode: %w", err)
+	}
+	var before any
+	if cur.Version > 0 {
+		before = withoutVersion(cur)
+	}
+	change := policy.Change{
+		Service: p.Service, Version: p.Version, Time: s.cfg.Now().UTC(),
+		Actor: by.Actor, Remote: by.Remote, Action: action, Reason: by.Reason,
+		Diff: policy.Diff(before, withoutVersion(stored)), Policy: stored,
+	}
+	record, err := json.Marshal(change)
+	if err != nil {
+		return wire.Policy{}, fmt.Errorf("consul: encode: %w", err)
+	}
+	versionKey := s.versionKey(p.Service, p.Version)
+	ops := api.TxnOps{
+		// Index 0 means "only if the key does not exist yet".
+		{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: s.headKey(p.Service), Value: doc, Index: headIndex}},
+		{KV: &api.KVTxnOp{Verb: api.KVCheckNotExists, Key: versionKey}},
+		{KV: &api.KVTxnOp{Verb: api.KVSet, Key: versionKey, Value: record}},
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
+	ok, resp, _, err := s.client.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return wire.Policy{}, fmt.Errorf("%w: write %s version %d: %w", ErrConsul, p.Service, p.Version, err)
+	}
+	if !ok {
+		// Someone else wrote first: report what is current now.
+		now, _, rerr := s.readHead(ctx, p.Service, 0)
+		if rerr == nil && now.Version != cur.Version {
+			s.observe(p.Service, now)
+			return wire.Policy{}, &policy.ConflictError{Service: p.Service, Base: base, Current: now.Version}
+		}
+		return wire.Policy{}, fmt.Errorf("%w: write %s version %d rolled back: %s", ErrConsul, p.Service, p.Version, txnErrors(resp))
+	}
+	s.observe(p.Service, stored)
+	return clonePolicy(stored), nil
+}
+
+func txnErrors(resp *api.TxnResponse) string {
+	if resp == nil || len(resp.Errors) == 0 {
+		return "no reason given"
+	}
+	msgs := make([]string, 0, len(resp.Errors))
+	for _, e := range resp.Errors {
+		msgs = append(msgs, fmt.Sprintf("op %d: %s", e.OpIndex, e.What))
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Version returns one stored version.
+func (s *PolicyStore) Version(ctx context.Context, service string, version int64) (policy.Change, error) {
+	pair, _, err := s.client.KV().Get(s.versionKey(service, version), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return policy.Change{}, fmt.Errorf("%w: get %s version %d: %w", ErrConsul, service, version, err)
+	}
+	if pair == nil {
+		return policy.Change{}, fmt.Errorf("%w: %s version %d", policy.ErrNotFound, service, version)
+	}
+	return decodeChange(pair)
+}
+
+func decodeChange(pair *api.KVPair) (policy.Change, error) {
+	var c policy.Change
+	if err := json.Unmarshal(pair.Value, &c); err != nil {
+		return policy.Change{}, fmt.Errorf("consul: stored version %s is corrupt: %w", pair.Key, err)
+	}
+	return c, nil
+}
+
+// History returns service's versions, newest first, at most limit (0 =
+// all).
+func (s *PolicyStore) History(ctx context.Context, service string, limit int) ([]policy.Change, error) {
+	pairs, _, err := s.client.KV().List(s.versionsPrefix(service), (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("%w: history of %s: %w", ErrConsul, service, err)
+	}
+	out := make([]policy.Change, 0, len(pairs))
+	for _, pair := range pairs {
+		c, err := decodeChange(pair)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version > out[j].Version })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// withoutVersion hides the version number so diffs show only rule changes.
+func withoutVersion(p wire.Policy) wire.Policy {
+	p.Version = 0
+	return p
+}
+
+// clonePolicy deep-copies p through its JSON form, which holds every
+// field, so callers may change what they get.
+func clonePolicy(p wire.Policy) wire.Policy {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return p
+	}
+	var out wire.Policy
+	if err := json.Unmarshal(b, &out); err != nil {
+		return p
+	}
+	return out
+}
