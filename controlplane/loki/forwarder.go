@@ -1,0 +1,316 @@
+package loki
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pilothouse/pilothouse/controlplane/store"
+)
+
+// PushPath is Loki's push endpoint, relative to its base URL.
+const PushPath = "/loki/api/v1/push"
+
+// Defaults for zero Config fields.
+const (
+	DefaultQueueBatches = 1024
+	DefaultBatchRecords = 1000
+	DefaultTimeout      = 10 * time.Second
+	DefaultRetries      = 2
+	DefaultRetryBackoff = 500 * time.Millisecond
+)
+
+// Errors.
+var (
+	// ErrNoURL reports a Config without a Loki URL.
+	ErrNoURL = errors.New("loki: no URL")
+	// ErrPush reports a push Loki refused or that did not reach it.
+	ErrPush = errors.New("loki: push failed")
+	// ErrClosed reports use of a closed Forwarder.
+	ErrClosed = errors.New("loki: forwarder closed")
+)
+
+// Config configures a Forwarder. Zero values mean the defaults.
+type Config struct {
+	// URL is Loki's base URL (http://loki:3100); a URL that already ends
+	// in PushPath is used as is.
+	URL string
+	// TenantID, when set, is sent as X-Scope-OrgID.
+	TenantID string
+	// QueueBatches bounds the batches waiting to be pushed; a batch that
+	// does not fit is dropped and counted.
+	QueueBatches int
+	// BatchRecords caps the records in one push.
+	BatchRecords int
+	// Timeout bounds one push request.
+	Timeout time.Duration
+	// Retries is how often a push that failed with a network error, 429
+	// or 5xx is retried before its records are dropped; negative means
+	// none.
+	Retries int
+	// RetryBackoff is the wait before the first retry; it doubles.
+	RetryBackoff time.Duration
+	// Client sends the pushes; nil means a client without a timeout of
+	// its own (Timeout applies per request).
+	Client *http.Client
+	// Registerer receives the forwarder's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives push failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// Forwarder pushes log records to Loki in the background. Enqueue never
+// blocks; it is safe for concurrent use.
+type Forwarder struct {
+	cfg     Config
+	pushURL string
+
+	mu     sync.RWMutex
+	closed bool
+	queue  chan []store.LogRecord
+
+	ctx    context.Context // cancelled when Close gives up waiting
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	forwarded prometheus.Counter
+	dropped   *prometheus.CounterVec
+	pushes    *prometheus.CounterVec
+}
+
+// Drop reasons, the "reason" label of pilothouse_loki_dropped_records_total.
+const (
+	DropQueueFull = "queue_full"
+	DropPush      = "push_failed"
+	DropClosed    = "closed"
+)
+
+// NewForwarder starts a forwarder. Stop it with Close.
+func NewForwarder(cfg Config) (*Forwarder, error) {
+	if cfg.URL == "" {
+		return nil, ErrNoURL
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("loki: URL %q: want http(s)://host[:port]", cfg.URL)
+	}
+	if cfg.QueueBatches <= 0 {
+		cfg.QueueBatches = DefaultQueueBatches
+	}
+	if cfg.BatchRecords <= 0 {
+		cfg.BatchRecords = DefaultBatchRecords
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = DefaultRetries
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = DefaultRetryBackoff
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	push := strings.TrimRight(cfg.URL, "/")
+	if !strings.HasSuffix(push, PushPath) {
+		push += PushPath
+	}
+	f := &Forwarder{
+		cfg:     cfg,
+		pushURL: push,
+		queue:   make(chan []store.LogRecord, cfg.QueueBatches),
+		done:    make(chan struct{}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pilothouse_loki_forwarded_records_total", Help: "Log records Loki accepted.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pilothouse_loki_dropped_records_total", Help: "Log records not forwarded to Loki, by reason.",
+		}, []string{"reason"}),
+		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pilothouse_loki_pushes_total", Help: "Push requests to Loki, by result (ok, error).",
+		}, []string{"result"}),
+	}
+	for _, r := range []string{DropQueueFull, DropPush, DropClosed} {
+		f.dropped.WithLabelValues(r)
+	}
+	if cfg.Registerer != nil {
+		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pilothouse_loki_queue_batches", Help: "Batches waiting to be pushed to Loki.",
+		}, func() float64 { return float64(len(f.queue)) })
+		for _, c := range []prometheus.Collector{f.forwarded, f.dropped, f.pushes, queued} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("loki: register metrics: %w", err)
+			}
+		}
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	go f.run()
+	return f, nil
+}
+
+// Enqueue queues a copy of logs for Loki and reports whether it fit; a
+// batch that does not fit is dropped and counted. It never blocks.
+func (f *Forwarder) Enqueue(logs []store.LogRecord) bool {
+	if len(logs) == 0 {
+		return true
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		f.dropped.WithLabelValues(DropClosed).Add(float64(len(logs)))
+		return false
+	}
+	select {
+	case f.queue <- append([]store.LogRecord(nil), logs...):
+		return true
+	default:
+		f.dropped.WithLabelValues(DropQueueFull).Add(float64(len(logs)))
+		return false
+	}
+}
+
+// Close stops accepting records and pushes what is queued until ctx
+// ends; what is left then is dropped. It returns ctx's error if it gave
+// up.
+func (f *Forwarder) Close(ctx context.Context) error {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		close(f.queue)
+	}
+	f.mu.Unlock()
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		f.cancel()
+		<-f.done
+		return fmt.Errorf("loki: close: %w", ctx.Err())
+	}
+}
+
+// run pushes queued batches, merging what is waiting up to BatchRecords.
+func (f *Forwarder) run() {
+	defer close(f.done)
+	var buf []byte
+	for batch := range f.queue {
+		pending := batch
+	merge:
+		for len(pending) < f.cfg.BatchRecords {
+			select {
+			case more, ok := <-f.queue:
+				if !ok {
+					break merge
+				}
+				pending = append(pending, more...)
+			default:
+				break merge
+			}
+		}
+		for len(pending) > 0 {
+			n := min(len(pending), f.cfg.BatchRecords)
+			buf = f.send(buf[:0], pending[:n])
+			pending = pending[n:]
+		}
+	}
+}
+
+// send pushes one batch with retries and counts the outcome.
+func (f *Forwarder) send(buf []byte, logs []store.LogRecord) []byte {
+	buf = encodePush(buf, streamsOf(logs))
+	body := snappy.Encode(nil, buf)
+	backoff := f.cfg.RetryBackoff
+	for attempt := 0; ; attempt++ {
+		err := f.push(body)
+		if err == nil {
+			f.pushes.WithLabelValues("ok").Inc()
+			f.forwarded.Add(float64(len(logs)))
+			return buf
+		}
+		f.pushes.WithLabelValues("error").Inc()
+		var perm permanentError
+		if errors.As(err, &perm) || attempt >= f.cfg.Retries || f.ctx.Err() != nil {
+			f.cfg.Logger.Warn("loki: dropping log records", "records", len(logs), "err", err)
+			f.dropped.WithLabelValues(DropPush).Add(float64(len(logs)))
+			return buf
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-f.ctx.Done():
+			t.Stop()
+		}
+		backoff *= 2
+	}
+}
+
+// permanentError marks a push Loki refused for good (4xx other than 429).
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+func (f *Forwarder) push(body []byte) error {
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.pushURL, bytes.NewReader(body))
+	if err != nil {
+		return permanentError{fmt.Errorf("%w: %w", ErrPush, err)}
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	if f.cfg.TenantID != "" {
+		req.Header.Set("X-Scope-OrgID", f.cfg.TenantID)
+	}
+	resp, err := f.cfg.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPush, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	switch {
+	case resp.StatusCode/100 == 2:
+		return nil
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return fmt.Errorf("%w: %s: %s", ErrPush, resp.Status, bytes.TrimSpace(msg))
+	default:
+		return permanentError{fmt.Errorf("%w: %s: %s", ErrPush, resp.Status, bytes.TrimSpace(msg))}
+	}
+}
+
+// LogWriter stores log records; ingest.LogWriter and *store.Store have
+// this method.
+type LogWriter interface {
+	WriteLogs(ctx context.Context, logs []store.LogRecord) error
+}
+
+// Tee writes logs to Primary first and, once it accepted them, queues
+// them for Loki. Loki never slows or fails a write.
+type Tee struct {
+	Primary   LogWriter
+	Forwarder *Forwarder
+}
+
+// WriteLogs implements LogWriter.
+func (t Tee) WriteLogs(ctx context.Context, logs []store.LogRecord) error {
+	if err := t.Primary.WriteLogs(ctx, logs); err != nil {
+		return err
+	}
+	t.Forwarder.Enqueue(logs)
+	return nil
+}
