@@ -1,6 +1,6 @@
 // Command controlplane is the Pilothouse control plane.
 //
-//	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data]
+//	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data] [--consul 127.0.0.1:8500]
 //	go run ./controlplane demo  [--addr 127.0.0.1:7070] [--rate 8]
 //	go run ./controlplane policy get|diff|apply ...
 //
@@ -117,6 +117,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var c commonFlags
 	c.register(fs)
+	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas (token from CONSUL_HTTP_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,12 +133,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	url := c.scheme() + ln.Addr().String()
-	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url})
+	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "Pilothouse control plane\n  dashboard:  %s/\n  OTLP/HTTP:  %s/v1/traces, %s/v1/logs\n  agents:     PILOTHOUSE_URL=%s\n", url, url, url, url)
+	if *consulAddr != "" {
+		fmt.Fprintf(stdout, "  policies:   Consul KV at %s\n", *consulAddr)
+	}
 	if pw := srv.InitialAdminPassword(); pw != "" {
 		fmt.Fprintf(stdout, "  login:      %s / %s   (generated once; not stored in clear, change it or keep it safe)\n", auth.AdminName, pw)
 	}

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
-	"github.com/pilothouse/pilothouse/controlplane/policy"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 )
 
@@ -12,7 +11,7 @@ import (
 // instances of every service (for outbound routing), its share of each
 // cluster-scoped rate limit, and the current policy version so an agent
 // that missed a long-poll answer catches up at its next beat.
-func heartbeatReply(reg *registry.Registry, pol *policy.Store) func(hb wire.Heartbeat, now time.Time) wire.HeartbeatReply {
+func heartbeatReply(reg *registry.Registry, pol PolicyStore) func(hb wire.Heartbeat, now time.Time) wire.HeartbeatReply {
 	return func(hb wire.Heartbeat, now time.Time) wire.HeartbeatReply {
 		p := pol.Current(hb.Service)
 		reply := wire.HeartbeatReply{OK: true, PolicyVersion: p.Version, Endpoints: reg.Endpoints(now)}

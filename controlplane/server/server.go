@@ -30,7 +30,6 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/auth/console"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
-	"github.com/pilothouse/pilothouse/controlplane/policy"
 	"github.com/pilothouse/pilothouse/controlplane/policyapi"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
@@ -67,14 +66,23 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Consul, when set, is a Consul agent's HTTP address (host:port):
+	// policies and their audit records then live in Consul KV, shared by
+	// every control plane replica pointed at it, instead of DataDir.
+	Consul string
+	// ConsulToken is the Consul ACL token; empty uses CONSUL_HTTP_TOKEN.
+	ConsulToken string
 }
+
+// consulOpenTimeout bounds how long New waits for Consul to answer.
+const consulOpenTimeout = 10 * time.Second
 
 // Server is a running control plane's state. Create it with New, serve it
 // with Serve, stop it with Shutdown.
 type Server struct {
 	cfg      Config
 	store    *store.Store
-	policies *policy.Store
+	policies PolicyStore
 	registry *registry.Registry
 	metrics  *prometheus.Registry
 	auth     *auth.Store
@@ -106,7 +114,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: open store: %w", err)
 	}
-	pol, err := policy.Open(cfg.DataDir, cfg.Now)
+	pol, err := openPolicies(cfg)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("server: open policy store: %w", err)
@@ -211,7 +219,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Store() *store.Store { return s.store }
 
 // Policies returns the policy store.
-func (s *Server) Policies() *policy.Store { return s.policies }
+func (s *Server) Policies() PolicyStore { return s.policies }
 
 // Registry returns the instance registry.
 func (s *Server) Registry() *registry.Registry { return s.registry }
