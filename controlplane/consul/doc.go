@@ -16,4 +16,7 @@
 // blocking query on <service>/current; when another replica writes a new
 // version, the watcher wakes this replica's long-polling agents at once.
 // There are no polling loops.
+//
+// RunAsLeader runs leader-only jobs (retention) on one replica at a time,
+// holding a lock on a KV key through a Consul session.
 package consul

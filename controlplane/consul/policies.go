@@ -204,17 +204,7 @@ func (s *PolicyStore) watch(service string) {
 			continue
 		}
 		s.observe(service, p)
-		// Consul's rules for blocking queries: start over when the index
-		// goes backwards, and never wait on index 0.
-		switch {
-		case meta.LastIndex < index:
-			index = 0
-		default:
-			index = meta.LastIndex
-		}
-		if index == 0 {
-			index = 1
-		}
+		index = nextIndex(index, meta.LastIndex)
 	}
 }
 
