@@ -1,0 +1,319 @@
+package tracebackend
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pilothouse/pilothouse/controlplane/store"
+)
+
+// TracesPath is the OTLP/HTTP traces path appended to a URL without a path.
+const TracesPath = "/v1/traces"
+
+// Defaults for zero ForwarderConfig fields.
+const (
+	DefaultQueueBatches = 1024
+	DefaultBatchSpans   = 2000
+	DefaultTimeout      = 10 * time.Second
+	DefaultRetries      = 2
+	DefaultRetryBackoff = 500 * time.Millisecond
+)
+
+// Drop reasons, the "reason" label of
+// pilothouse_trace_forward_dropped_spans_total.
+const (
+	DropQueueFull = "queue_full"
+	DropExport    = "export_failed"
+	DropInvalid   = "invalid"
+	DropClosed    = "closed"
+)
+
+// Errors.
+var (
+	// ErrNoURL reports a config without a URL.
+	ErrNoURL = errors.New("tracebackend: no URL")
+	// ErrExport reports an export the backend refused or did not get.
+	ErrExport = errors.New("tracebackend: export failed")
+)
+
+// ForwarderConfig configures a Forwarder. Zero values mean the defaults.
+type ForwarderConfig struct {
+	// URL is the OTLP/HTTP endpoint: a URL without a path gets
+	// TracesPath (http://collector:4318 -> http://collector:4318/v1/traces).
+	URL string
+	// Headers are added to every export (for example Authorization).
+	Headers map[string]string
+	// QueueBatches bounds the batches waiting to be exported; a batch
+	// that does not fit is dropped and counted.
+	QueueBatches int
+	// BatchSpans caps the spans in one export request.
+	BatchSpans int
+	// Timeout bounds one export request.
+	Timeout time.Duration
+	// Retries is how often an export that failed with a network error,
+	// 429, 502, 503 or 504 is retried; negative means none.
+	Retries int
+	// RetryBackoff is the wait before the first retry; it doubles.
+	RetryBackoff time.Duration
+	// Client sends the exports; nil means a plain client.
+	Client *http.Client
+	// Registerer receives the forwarder's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives export failures; nil discards them.
+	Logger *slog.Logger
+}
+
+// Forwarder exports spans to an OTLP/HTTP endpoint in the background.
+// Enqueue never blocks; it is safe for concurrent use.
+type Forwarder struct {
+	cfg      ForwarderConfig
+	endpoint string
+
+	mu     sync.RWMutex
+	closed bool
+	queue  chan []store.Span
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	forwarded prometheus.Counter
+	dropped   *prometheus.CounterVec
+	exports   *prometheus.CounterVec
+}
+
+// NewForwarder starts a forwarder. Stop it with Close.
+func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
+	if cfg.URL == "" {
+		return nil, ErrNoURL
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tracebackend: URL %q: want http(s)://host[:port][/path]", cfg.URL)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = TracesPath
+	}
+	if cfg.QueueBatches <= 0 {
+		cfg.QueueBatches = DefaultQueueBatches
+	}
+	if cfg.BatchSpans <= 0 {
+		cfg.BatchSpans = DefaultBatchSpans
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = DefaultRetries
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = DefaultRetryBackoff
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Forwarder{
+		cfg:      cfg,
+		endpoint: u.String(),
+		queue:    make(chan []store.Span, cfg.QueueBatches),
+		done:     make(chan struct{}),
+		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pilothouse_trace_forward_spans_total", Help: "Spans the OTLP trace backend accepted.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pilothouse_trace_forward_dropped_spans_total", Help: "Spans not forwarded to the OTLP trace backend, by reason.",
+		}, []string{"reason"}),
+		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pilothouse_trace_forward_exports_total", Help: "Export requests to the OTLP trace backend, by result (ok, error).",
+		}, []string{"result"}),
+	}
+	for _, r := range []string{DropQueueFull, DropExport, DropInvalid, DropClosed} {
+		f.dropped.WithLabelValues(r)
+	}
+	if cfg.Registerer != nil {
+		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pilothouse_trace_forward_queue_batches", Help: "Batches waiting to be exported to the OTLP trace backend.",
+		}, func() float64 { return float64(len(f.queue)) })
+		for _, c := range []prometheus.Collector{f.forwarded, f.dropped, f.exports, queued} {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("tracebackend: register metrics: %w", err)
+			}
+		}
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	go f.run()
+	return f, nil
+}
+
+// Enqueue queues a copy of spans for export and reports whether it fit;
+// a batch that does not fit is dropped and counted. It never blocks.
+func (f *Forwarder) Enqueue(spans []store.Span) bool {
+	if len(spans) == 0 {
+		return true
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		f.dropped.WithLabelValues(DropClosed).Add(float64(len(spans)))
+		return false
+	}
+	select {
+	case f.queue <- append([]store.Span(nil), spans...):
+		return true
+	default:
+		f.dropped.WithLabelValues(DropQueueFull).Add(float64(len(spans)))
+		return false
+	}
+}
+
+// Close stops accepting spans and exports what is queued until ctx
+// ends; what is left then is dropped. It returns ctx's error if it gave
+// up.
+func (f *Forwarder) Close(ctx context.Context) error {
+	f.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		close(f.queue)
+	}
+	f.mu.Unlock()
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		f.cancel()
+		<-f.done
+		return fmt.Errorf("tracebackend: close: %w", ctx.Err())
+	}
+}
+
+func (f *Forwarder) run() {
+	defer close(f.done)
+	for batch := range f.queue {
+		pending := batch
+	merge:
+		for len(pending) < f.cfg.BatchSpans {
+			select {
+			case more, ok := <-f.queue:
+				if !ok {
+					break merge
+				}
+				pending = append(pending, more...)
+			default:
+				break merge
+			}
+		}
+		for len(pending) > 0 {
+			n := min(len(pending), f.cfg.BatchSpans)
+			f.send(pending[:n])
+			pending = pending[n:]
+		}
+	}
+}
+
+func (f *Forwarder) send(spans []store.Span) {
+	req, skipped := exportRequest(spans)
+	if skipped > 0 {
+		f.dropped.WithLabelValues(DropInvalid).Add(float64(skipped))
+	}
+	sent := len(spans) - skipped
+	if sent == 0 {
+		return
+	}
+	body, err := proto.Marshal(req)
+	if err != nil {
+		f.dropped.WithLabelValues(DropExport).Add(float64(sent))
+		return
+	}
+	backoff := f.cfg.RetryBackoff
+	for attempt := 0; ; attempt++ {
+		err := f.export(body)
+		if err == nil {
+			f.exports.WithLabelValues("ok").Inc()
+			f.forwarded.Add(float64(sent))
+			return
+		}
+		f.exports.WithLabelValues("error").Inc()
+		var perm permanentError
+		if errors.As(err, &perm) || attempt >= f.cfg.Retries || f.ctx.Err() != nil {
+			f.cfg.Logger.Warn("tracebackend: dropping spans", "spans", sent, "err", err)
+			f.dropped.WithLabelValues(DropExport).Add(float64(sent))
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-f.ctx.Done():
+			t.Stop()
+		}
+		backoff *= 2
+	}
+}
+
+// permanentError marks an export the backend refused for good.
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+func (f *Forwarder) export(body []byte) error {
+	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return permanentError{fmt.Errorf("%w: %w", ErrExport, err)}
+	}
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	for k, v := range f.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := f.cfg.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrExport, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusAccepted, http.StatusNoContent:
+		return nil
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return fmt.Errorf("%w: %s", ErrExport, resp.Status)
+	}
+	return permanentError{fmt.Errorf("%w: %s: %s", ErrExport, resp.Status, strings.TrimSpace(string(msg)))}
+}
+
+// SpanWriter stores spans; ingest.SpanWriter and *store.Store have this
+// method.
+type SpanWriter interface {
+	WriteSpans(ctx context.Context, spans []store.Span) error
+}
+
+// Tee writes spans to Primary first and, once it accepted them, queues
+// them for the trace backend, which never slows or fails a write.
+type Tee struct {
+	Primary   SpanWriter
+	Forwarder *Forwarder
+}
+
+// WriteSpans implements SpanWriter.
+func (t Tee) WriteSpans(ctx context.Context, spans []store.Span) error {
+	if err := t.Primary.WriteSpans(ctx, spans); err != nil {
+		return err
+	}
+	t.Forwarder.Enqueue(spans)
+	return nil
+}
