@@ -25,15 +25,17 @@ func readTestdata(t *testing.T, name string) []byte {
 	return b
 }
 
-func at(ms int) time.Time { return time.Unix(0, 1764000000000000000).Add(time.Duration(ms) * time.Millisecond).UTC() }
+func at(ms int) time.Time {
+	return time.Unix(0, 1764000000000000000).Add(time.Duration(ms) * time.Millisecond).UTC()
+}
 
 // brief is the part of a span the readers must get right.
 type brief struct {
 	SpanID, Parent, Service, Instance, Name, Kind, Status, StatusMsg, RequestID, Route string
-	HTTPStatus                                                                       int
-	Start                                                                            time.Time
-	Duration                                                                         time.Duration
-	Events                                                                           []string
+	HTTPStatus                                                                         int
+	Start                                                                              time.Time
+	Duration                                                                           time.Duration
+	Events                                                                             []string
 }
 
 func briefs(spans []store.Span) []brief {
