@@ -3,19 +3,23 @@
 //
 // Layout, under Config.Prefix (default "pilothouse/policies/"):
 //
-//	<service>/current              the latest wire.Policy (JSON)
+//	_current/<service>             the latest wire.Policy (JSON): the head
 //	<service>/versions/<%020d>     one policy.Change per version (JSON):
 //	                               the policy plus who, when, why and the diff
 //
-// A write is one Consul transaction: a check-and-set of <service>/current
-// on the ModifyIndex it was read at, plus the new version record. Of two
+// A write is one Consul transaction: a check-and-set of the head on the
+// ModifyIndex it was read at, plus the new version record. Of two
 // replicas writing at once, one wins and the other gets a
 // *policy.ConflictError, exactly as with the embedded store.
 //
-// Each service asked about gets one watcher goroutine that holds a
-// blocking query on <service>/current; when another replica writes a new
-// version, the watcher wakes this replica's long-polling agents at once.
-// There are no polling loops.
+// Each PolicyStore holds one blocking query on the heads (one connection
+// to Consul however many services there are; "_current" cannot clash with
+// a service name, which starts with a letter or digit). When another
+// replica writes a new version, the query answers and this replica wakes
+// its long-polling agents at once. There are no polling loops.
+//
+// Catalog mirrors Consul's catalog and health checks the same way, for
+// the instance list; MergeInstances folds it into the heartbeat registry's.
 //
 // RunAsLeader runs leader-only jobs (retention) on one replica at a time,
 // holding a lock on a KV key through a Consul session.

@@ -50,31 +50,36 @@ type Config struct {
 
 // PolicyStore is the policy store of package policy over Consul KV. It
 // implements the policyapi.Store interface. It is safe for concurrent use.
+//
+// It mirrors every service's current policy in memory, kept up to date by
+// one blocking query on the heads (<prefix>_current/): reads never wait
+// on Consul, and while Consul is unreachable they answer the last known
+// policies (agents keep theirs, fail-static).
 type PolicyStore struct {
 	cfg    Config
 	client *api.Client
 
-	ctx    context.Context // ends the watchers
+	ctx    context.Context // ends the watcher
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	services map[string]*serviceState
+	mu      sync.Mutex
+	current map[string]wire.Policy
+	// waiters is closed and replaced when a newer version of the service
+	// is seen.
+	waiters map[string]chan struct{}
 
 	// beforeCommit, when set (by tests), runs between reading the head
 	// and committing the transaction: the window a concurrent writer hits.
 	beforeCommit func()
 }
 
-// serviceState is what a watcher last saw of one service.
-type serviceState struct {
-	policy wire.Policy
-	loaded bool
-	// waiters is closed and replaced when a newer version is seen.
-	waiters chan struct{}
-}
+// headsDir holds one key per service with its current policy; it cannot
+// clash with a service, whose name starts with a letter or digit.
+const headsDir = "_current/"
 
-// Open connects to Consul and checks that it answers.
+// Open connects to Consul, reads every service's current policy and
+// starts watching them.
 func Open(ctx context.Context, cfg Config) (*PolicyStore, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -105,23 +110,25 @@ func Open(ctx context.Context, cfg Config) (*PolicyStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consul: client: %w", err)
 	}
-	q := (&api.QueryOptions{}).WithContext(ctx)
-	if _, _, err := client.KV().Keys(cfg.Prefix, "/", q); err != nil {
-		return nil, fmt.Errorf("%w: reach %s: %w", ErrConsul, ccfg.Address, err)
+	s := &PolicyStore{cfg: cfg, client: client, current: map[string]wire.Policy{}, waiters: map[string]chan struct{}{}}
+	index, err := s.readHeads(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w (at %s)", err, ccfg.Address)
 	}
-	s := &PolicyStore{cfg: cfg, client: client, services: map[string]*serviceState{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.watch(index)
 	return s, nil
 }
 
-// Close stops the watchers. Waiting long-polls are not woken.
+// Close stops the watcher. Waiting long-polls are not woken.
 func (s *PolicyStore) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	return nil
 }
 
-func (s *PolicyStore) headKey(service string) string { return s.cfg.Prefix + service + "/current" }
+func (s *PolicyStore) headKey(service string) string { return s.cfg.Prefix + headsDir + service }
 
 func (s *PolicyStore) versionsPrefix(service string) string {
 	return s.cfg.Prefix + service + "/versions/"
@@ -131,96 +138,81 @@ func (s *PolicyStore) versionKey(service string, version int64) string {
 	return fmt.Sprintf("%s%020d", s.versionsPrefix(service), version)
 }
 
-// stateLocked returns service's state, starting its watcher the first
-// time. s.mu must be held.
-func (s *PolicyStore) stateLocked(service string) *serviceState {
-	st, ok := s.services[service]
-	if !ok {
-		st = &serviceState{policy: wire.Policy{Service: service}, waiters: make(chan struct{})}
-		s.services[service] = st
-		if s.ctx.Err() == nil {
-			s.wg.Add(1)
-			go s.watch(service)
-		}
-	}
-	return st
-}
-
-// loaded returns service's state once it holds what Consul has, reading
-// it now if the watcher has not yet.
-func (s *PolicyStore) loaded(service string) *serviceState {
-	s.mu.Lock()
-	st := s.stateLocked(service)
-	ok := st.loaded
-	s.mu.Unlock()
-	if !ok {
-		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		defer cancel()
-		if p, _, err := s.readHead(ctx, service, 0); err != nil {
-			s.cfg.Logger.Warn("consul: read policy", "service", service, "err", err)
-		} else {
-			s.observe(service, p)
-		}
-	}
-	return st
-}
-
-// observe records p as service's current policy if it is newer than what
-// this store holds, and wakes the waiters.
-func (s *PolicyStore) observe(service string, p wire.Policy) {
+// observe records p as its service's current policy if it is newer than
+// what this store holds, and wakes the service's waiters.
+func (s *PolicyStore) observe(p wire.Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.stateLocked(service)
-	if st.loaded && p.Version <= st.policy.Version {
+	s.observeLocked(p)
+}
+
+func (s *PolicyStore) observeLocked(p wire.Policy) {
+	if p.Version <= s.current[p.Service].Version {
 		return
 	}
-	newer := p.Version > st.policy.Version
-	st.loaded = true
-	st.policy = p
-	if newer {
-		close(st.waiters)
-		st.waiters = make(chan struct{})
+	s.current[p.Service] = p
+	if ch, ok := s.waiters[p.Service]; ok {
+		close(ch)
+		delete(s.waiters, p.Service)
 	}
 }
 
-// watch holds a blocking query on service's head key until Close.
-func (s *PolicyStore) watch(service string) {
-	defer s.wg.Done()
-	var index uint64
-	for {
-		p, meta, err := s.readHead(s.ctx, service, index)
-		if s.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			s.cfg.Logger.Warn("consul: watch policy", "service", service, "err", err)
-			t := time.NewTimer(s.cfg.RetryWait)
-			select {
-			case <-s.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			continue
-		}
-		s.observe(service, p)
-		index = nextIndex(index, meta.LastIndex)
-	}
-}
-
-// readHead reads service's current policy; waitIndex > 0 makes it a
-// blocking query that answers when the key's index passes waitIndex.
-func (s *PolicyStore) readHead(ctx context.Context, service string, waitIndex uint64) (wire.Policy, *api.QueryMeta, error) {
+// readHeads reads every head; waitIndex > 0 makes it a blocking query
+// that answers when a head changes past waitIndex. It returns the index
+// to wait on next.
+func (s *PolicyStore) readHeads(ctx context.Context, waitIndex uint64) (uint64, error) {
 	q := &api.QueryOptions{WaitIndex: waitIndex}
 	if waitIndex > 0 {
 		q.WaitTime = s.cfg.WaitTime
 	}
-	pair, meta, err := s.client.KV().Get(s.headKey(service), q.WithContext(ctx))
+	pairs, meta, err := s.client.KV().List(s.cfg.Prefix+headsDir, q.WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("%w: list %s: %w", ErrConsul, s.cfg.Prefix+headsDir, err)
+	}
+	heads := make([]wire.Policy, 0, len(pairs))
+	for _, pair := range pairs {
+		service := strings.TrimPrefix(pair.Key, s.cfg.Prefix+headsDir)
+		p, err := decodeHead(service, pair)
+		if err != nil {
+			s.cfg.Logger.Warn("consul: skip corrupt head", "key", pair.Key, "err", err)
+			continue
+		}
+		heads = append(heads, p)
+	}
+	s.mu.Lock()
+	for _, p := range heads {
+		s.observeLocked(p)
+	}
+	s.mu.Unlock()
+	return nextIndex(waitIndex, meta.LastIndex), nil
+}
+
+// watch holds a blocking query on the heads until Close.
+func (s *PolicyStore) watch(index uint64) {
+	defer s.wg.Done()
+	for {
+		next, err := s.readHeads(s.ctx, index)
+		if s.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.cfg.Logger.Warn("consul: watch policies", "err", err)
+			wait(s.ctx, s.cfg.RetryWait)
+			continue
+		}
+		index = next
+	}
+}
+
+// readHead reads service's current policy and its KV pair (nil when
+// there is none).
+func (s *PolicyStore) readHead(ctx context.Context, service string, q *api.QueryOptions) (wire.Policy, *api.KVPair, error) {
+	pair, _, err := s.client.KV().Get(s.headKey(service), q.WithContext(ctx))
 	if err != nil {
 		return wire.Policy{}, nil, fmt.Errorf("%w: get %s: %w", ErrConsul, s.headKey(service), err)
 	}
 	p, err := decodeHead(service, pair)
-	return p, meta, err
+	return p, pair, err
 }
 
 func decodeHead(service string, pair *api.KVPair) (wire.Policy, error) {
@@ -231,59 +223,58 @@ func decodeHead(service string, pair *api.KVPair) (wire.Policy, error) {
 	if err := json.Unmarshal(pair.Value, &p); err != nil {
 		return wire.Policy{}, fmt.Errorf("consul: stored policy of %s is corrupt: %w", service, err)
 	}
+	if p.Service != service {
+		return wire.Policy{}, fmt.Errorf("consul: head of %s holds service %q", service, p.Service)
+	}
 	return p, nil
 }
 
 // Current returns the latest policy of service; version 0 and no rules
-// when none was ever written (or Consul could not be read yet).
+// when none was ever written.
 func (s *PolicyStore) Current(service string) wire.Policy {
-	st := s.loaded(service)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return clonePolicy(st.policy)
+	return s.currentLocked(service)
+}
+
+func (s *PolicyStore) currentLocked(service string) wire.Policy {
+	if p, ok := s.current[service]; ok {
+		return clonePolicy(p)
+	}
+	return wire.Policy{Service: service}
+}
+
+func (s *PolicyStore) waiterLocked(service string) chan struct{} {
+	ch, ok := s.waiters[service]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[service] = ch
+	}
+	return ch
 }
 
 // Watch returns the current policy and a channel closed when a newer
 // version is seen, written through this store or any other.
 func (s *PolicyStore) Watch(service string) (wire.Policy, <-chan struct{}) {
-	st := s.loaded(service)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return clonePolicy(st.policy), st.waiters
+	return s.currentLocked(service), s.waiterLocked(service)
 }
 
 // WatchVersion is Watch without the copy of the policy.
 func (s *PolicyStore) WatchVersion(service string) (int64, <-chan struct{}) {
-	st := s.loaded(service)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return st.policy.Version, st.waiters
+	return s.current[service].Version, s.waiterLocked(service)
 }
 
-// Services lists every service with a stored policy, sorted. When Consul
-// cannot be read it lists the services this store has seen.
+// Services lists every service with a stored policy, sorted.
 func (s *PolicyStore) Services() []string {
-	q := (&api.QueryOptions{}).WithContext(s.ctx)
-	keys, _, err := s.client.KV().Keys(s.cfg.Prefix, "/", q)
-	if err != nil {
-		s.cfg.Logger.Warn("consul: list services", "err", err)
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		var out []string
-		for name, st := range s.services {
-			if st.policy.Version > 0 {
-				out = append(out, name)
-			}
-		}
-		sort.Strings(out)
-		return out
-	}
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		name, ok := strings.CutSuffix(strings.TrimPrefix(k, s.cfg.Prefix), "/")
-		if ok && name != "" {
-			out = append(out, name)
-		}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.current))
+	for name := range s.current {
+		out = append(out, name)
 	}
 	sort.Strings(out)
 	return out
@@ -314,17 +305,12 @@ func (s *PolicyStore) write(ctx context.Context, p wire.Policy, base int64, by p
 	if by.Actor == "" {
 		return wire.Policy{}, errors.New("consul: a change needs an actor")
 	}
-	kv := s.client.KV()
-	head, _, err := kv.Get(s.headKey(p.Service), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
-	if err != nil {
-		return wire.Policy{}, fmt.Errorf("%w: get %s: %w", ErrConsul, s.headKey(p.Service), err)
-	}
-	cur, err := decodeHead(p.Service, head)
+	cur, head, err := s.readHead(ctx, p.Service, &api.QueryOptions{RequireConsistent: true})
 	if err != nil {
 		return wire.Policy{}, err
 	}
 	if cur.Version != base {
-		s.observe(p.Service, cur)
+		s.observe(cur)
 		return wire.Policy{}, &policy.ConflictError{Service: p.Service, Base: base, Current: cur.Version}
 	}
 	var headIndex uint64
@@ -369,14 +355,14 @@ func (s *PolicyStore) write(ctx context.Context, p wire.Policy, base int64, by p
 	}
 	if !ok {
 		// Someone else wrote first: report what is current now.
-		now, _, rerr := s.readHead(ctx, p.Service, 0)
+		now, _, rerr := s.readHead(ctx, p.Service, &api.QueryOptions{RequireConsistent: true})
 		if rerr == nil && now.Version != cur.Version {
-			s.observe(p.Service, now)
+			s.observe(now)
 			return wire.Policy{}, &policy.ConflictError{Service: p.Service, Base: base, Current: now.Version}
 		}
 		return wire.Policy{}, fmt.Errorf("%w: write %s version %d rolled back: %s", ErrConsul, p.Service, p.Version, txnErrors(resp))
 	}
-	s.observe(p.Service, stored)
+	s.observe(stored)
 	return clonePolicy(stored), nil
 }
 

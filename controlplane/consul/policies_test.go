@@ -123,6 +123,9 @@ func TestPutHistoryRollback(t *testing.T) {
 	if got := other.Current("orders").Version; got != 3 {
 		t.Errorf("second store's current version: got %d, want 3", got)
 	}
+	if got, want := strings.Join(other.Services(), ","), "orders,payments"; got != want {
+		t.Errorf("second store's services: got %q, want %q", got, want)
+	}
 }
 
 func TestConflictOnModifyIndex(t *testing.T) {
