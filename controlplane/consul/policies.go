@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -398,8 +399,50 @@ func decodeChange(pair *api.KVPair) (policy.Change, error) {
 }
 
 // History returns service's versions, newest first, at most limit (0 =
-// all).
+// all). With a limit it reads only the newest limit records.
 func (s *PolicyStore) History(ctx context.Context, service string, limit int) ([]policy.Change, error) {
+	if limit <= 0 {
+		return s.allHistory(ctx, service)
+	}
+	keys, _, err := s.client.KV().Keys(s.versionsPrefix(service), "", (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("%w: history of %s: %w", ErrConsul, service, err)
+	}
+	// Zero-padded version numbers sort as numbers: the newest are last.
+	sort.Strings(keys)
+	if len(keys) > limit {
+		keys = keys[len(keys)-limit:]
+	}
+	slices.Reverse(keys)
+	out := make([]policy.Change, 0, len(keys))
+	for chunk := range slices.Chunk(keys, maxTxnOps) {
+		ops := make(api.TxnOps, 0, len(chunk))
+		for _, k := range chunk {
+			ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVGet, Key: k}})
+		}
+		ok, resp, _, err := s.client.Txn().Txn(ops, (&api.QueryOptions{}).WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("%w: history of %s: %w", ErrConsul, service, err)
+		}
+		if !ok {
+			// A record vanished between the two reads: read them all.
+			return s.allHistory(ctx, service)
+		}
+		for _, r := range resp.Results {
+			c, err := decodeChange(r.KV)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// maxTxnOps is how many operations one Consul transaction may hold.
+const maxTxnOps = 64
+
+func (s *PolicyStore) allHistory(ctx context.Context, service string) ([]policy.Change, error) {
 	pairs, _, err := s.client.KV().List(s.versionsPrefix(service), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("%w: history of %s: %w", ErrConsul, service, err)
@@ -413,9 +456,6 @@ func (s *PolicyStore) History(ctx context.Context, service string, limit int) ([
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version > out[j].Version })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
-	}
 	return out, nil
 }
 

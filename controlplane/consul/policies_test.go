@@ -224,3 +224,41 @@ func TestWatchSeesAnotherStoresWrite(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryLimits(t *testing.T) {
+	srv := consultest.Start(t)
+	s := openStore(t, srv.Addr)
+	ctx := context.Background()
+	const versions = 70 // more than one transaction's worth of reads
+	for v := range int64(versions) {
+		if _, err := s.Put(ctx, degrade("orders", v%2 == 0), v, alice); err != nil {
+			t.Fatalf("put %d: %v", v+1, err)
+		}
+	}
+	tests := []struct {
+		name  string
+		limit int
+		want  int
+	}{
+		{name: "all", limit: 0, want: versions},
+		{name: "newest", limit: 1, want: 1},
+		{name: "over one transaction", limit: 66, want: 66},
+		{name: "more than there are", limit: 100, want: versions},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hist, err := s.History(ctx, "orders", tt.limit)
+			if err != nil {
+				t.Fatalf("History: %v", err)
+			}
+			if len(hist) != tt.want {
+				t.Fatalf("got %d entries, want %d", len(hist), tt.want)
+			}
+			for i, c := range hist {
+				if want := int64(versions - i); c.Version != want {
+					t.Fatalf("entry %d: got version %d, want %d", i, c.Version, want)
+				}
+			}
+		})
+	}
+}
