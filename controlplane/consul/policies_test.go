@@ -262,3 +262,31 @@ func TestHistoryLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestConsulGoneKeepsLastKnown: with Consul gone, reads answer the last
+// known policies (agents keep theirs) and writes fail with ErrConsul.
+func TestConsulGoneKeepsLastKnown(t *testing.T) {
+	srv := consultest.Start(t)
+	s, err := Open(context.Background(), Config{Address: srv.Addr, RetryWait: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Put(ctx, degrade("orders", true), 0, alice); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	srv.Stop()
+	if got := s.Current("orders").Version; got != 1 {
+		t.Errorf("current with Consul gone: got version %d, want 1", got)
+	}
+	if got := strings.Join(s.Services(), ","); got != "orders" {
+		t.Errorf("services with Consul gone: got %q, want orders", got)
+	}
+	if _, err := s.Put(ctx, degrade("orders", false), 1, alice); !errors.Is(err, ErrConsul) {
+		t.Errorf("put with Consul gone: got %v, want ErrConsul", err)
+	}
+	if _, err := s.History(ctx, "orders", 1); !errors.Is(err, ErrConsul) {
+		t.Errorf("history with Consul gone: got %v, want ErrConsul", err)
+	}
+}

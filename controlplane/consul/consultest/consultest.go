@@ -37,8 +37,16 @@ type Server struct {
 	// Addr is the agent's HTTP address, host:port.
 	Addr string
 
-	cmd *exec.Cmd
-	log *lockedBuffer
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{}
+}
+
+// Stop kills the agent now (as a crash would) and waits for it to exit.
+// It is safe to call more than once; t.Cleanup calls it too.
+func (s *Server) Stop() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
 }
 
 // Client returns a new API client for the agent.
@@ -100,16 +108,13 @@ func Start(t testing.TB) *Server {
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("consultest: start %s: %v", bin, err)
 	}
-	done := make(chan struct{})
+	s.done = make(chan struct{})
 	go func() {
 		_ = s.cmd.Wait()
-		close(done)
+		close(s.done)
 	}()
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		<-done
-	})
-	if err := s.waitLeader(done); err != nil {
+	t.Cleanup(s.Stop)
+	if err := s.waitLeader(s.done); err != nil {
 		t.Fatalf("consultest: %v\nconsul output:\n%s", err, s.log.String())
 	}
 	return s
