@@ -118,6 +118,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c commonFlags
 	c.register(fs)
 	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas (token from CONSUL_HTTP_TOKEN)")
+	lokiURL := fs.String("loki-url", "", "Loki base URL (http://loki:3100): forward received logs there too")
+	otlpForward := fs.String("otlp-forward-url", "", "OTLP/HTTP endpoint (http://collector:4318): forward received spans there too")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,12 +135,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	url := c.scheme() + ln.Addr().String()
-	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr})
+	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr,
+		LokiURL: *lokiURL, OTLPForwardURL: *otlpForward})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "Pilothouse control plane\n  dashboard:  %s/\n  OTLP/HTTP:  %s/v1/traces, %s/v1/logs\n  agents:     PILOTHOUSE_URL=%s\n", url, url, url, url)
+	if *lokiURL != "" {
+		fmt.Fprintf(stdout, "  logs:       also to Loki at %s\n", *lokiURL)
+	}
+	if *otlpForward != "" {
+		fmt.Fprintf(stdout, "  traces:     also to %s\n", *otlpForward)
+	}
 	if *consulAddr != "" {
 		fmt.Fprintf(stdout, "  policies:   Consul KV at %s\n", *consulAddr)
 	}

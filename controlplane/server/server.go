@@ -72,6 +72,13 @@ type Config struct {
 	Consul string
 	// ConsulToken is the Consul ACL token; empty uses CONSUL_HTTP_TOKEN.
 	ConsulToken string
+	// LokiURL, when set, is Loki's base URL (http://loki:3100): received
+	// logs are stored and then forwarded there (bounded, dropping queue).
+	LokiURL string
+	// OTLPForwardURL, when set, is an OTLP/HTTP endpoint (a collector,
+	// Jaeger or Tempo; http://host:4318 gets /v1/traces) received spans
+	// are stored and then forwarded to (bounded, dropping queue).
+	OTLPForwardURL string
 }
 
 // consulOpenTimeout bounds how long New waits for Consul to answer.
@@ -97,6 +104,9 @@ type Server struct {
 	endRequests context.CancelFunc
 
 	initialPassword string
+
+	// engines are the optional log and trace backends (engines.go).
+	engines engines
 }
 
 // New opens the store and builds the HTTP handler.
@@ -158,7 +168,12 @@ func New(cfg Config) (*Server, error) {
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerStoreMetrics()
 
-	checked := serviceChecked{spans: st, logs: st, gate: g}
+	spanWriter, logWriter, err := s.startEngines(st, st)
+	if err != nil {
+		s.closeStores()
+		return nil, err
+	}
+	checked := serviceChecked{spans: spanWriter, logs: logWriter, gate: g}
 	ingestCfg := ingest.Config{
 		Spans:          checked,
 		Logs:           checked,
@@ -279,6 +294,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		end.Stop()
 	}
 	s.endRequests()
+	errs = append(errs, s.closeEngines(ctx))
 	errs = append(errs, s.closeStores())
 	return errors.Join(errs...)
 }
