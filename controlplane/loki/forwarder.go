@@ -145,6 +145,9 @@ func NewForwarder(cfg Config) (*Forwarder, error) {
 			Name: "pilothouse_loki_pushes_total", Help: "Push requests to Loki, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	for _, r := range []string{"ok", "error"} {
+		f.pushes.WithLabelValues(r)
+	}
 	for _, r := range []string{DropQueueFull, DropPush, DropClosed} {
 		f.dropped.WithLabelValues(r)
 	}

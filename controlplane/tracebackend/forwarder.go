@@ -142,6 +142,9 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 			Name: "pilothouse_trace_forward_exports_total", Help: "Export requests to the OTLP trace backend, by result (ok, error).",
 		}, []string{"result"}),
 	}
+	for _, r := range []string{"ok", "error"} {
+		f.exports.WithLabelValues(r)
+	}
 	for _, r := range []string{DropQueueFull, DropExport, DropInvalid, DropClosed} {
 		f.dropped.WithLabelValues(r)
 	}
