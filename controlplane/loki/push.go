@@ -27,9 +27,10 @@ const unknownService = "unknown"
 
 // pushEntry is one line of a stream.
 type pushEntry struct {
-	time time.Time
-	line string
-	meta [][2]string // name, value; empty values left out
+	time  time.Time
+	line  string
+	meta  [4][2]string // name, value; the first nmeta are set
+	nmeta int
 }
 
 // pushStream is a label set and its lines.
@@ -38,32 +39,34 @@ type pushStream struct {
 	entries []pushEntry
 }
 
+// streamKey is a stream's label values as the record carries them.
+type streamKey struct{ service, level string }
+
 // streamsOf groups records into streams keyed by service and level, in a
 // stable order (first appearance).
 func streamsOf(logs []store.LogRecord) []pushStream {
-	index := make(map[string]int)
+	index := make(map[streamKey]int, 4)
 	var streams []pushStream
 	for i := range logs {
 		r := &logs[i]
-		key := labelsOf(r)
+		key := streamKey{r.Service, r.Level}
 		n, ok := index[key]
 		if !ok {
 			n = len(streams)
 			index[key] = n
-			streams = append(streams, pushStream{labels: key})
+			streams = append(streams, pushStream{labels: labelsOf(r.Service, r.Level)})
 		}
 		streams[n].entries = append(streams[n].entries, entryOf(r))
 	}
 	return streams
 }
 
-// labelsOf renders the stream selector of r: {level="info", service="orders"}.
-func labelsOf(r *store.LogRecord) string {
-	svc := r.Service
+// labelsOf renders a stream selector: {level="info", service="orders"}.
+func labelsOf(svc, level string) string {
 	if svc == "" {
 		svc = unknownService
 	}
-	level := strings.ToLower(r.Level)
+	level = strings.ToLower(level)
 	if level == "" {
 		level = "info"
 	}
@@ -73,14 +76,15 @@ func labelsOf(r *store.LogRecord) string {
 
 func entryOf(r *store.LogRecord) pushEntry {
 	e := pushEntry{time: r.Time, line: r.Body}
-	for _, kv := range [][2]string{
+	for _, kv := range [4][2]string{
 		{MetaRequestID, r.RequestID},
 		{MetaTraceID, r.TraceID},
 		{MetaSpanID, r.SpanID},
 		{MetaInstance, r.Instance},
 	} {
 		if kv[1] != "" {
-			e.meta = append(e.meta, kv)
+			e.meta[e.nmeta] = kv
+			e.nmeta++
 		}
 	}
 	return e
@@ -137,7 +141,7 @@ func pairSize(kv [2]string) int { return stringSize(1, kv[0]) + stringSize(2, kv
 func entrySize(e pushEntry) int {
 	n := protowire.SizeTag(1) + protowire.SizeBytes(timestampSize(e.time))
 	n += stringSize(2, e.line)
-	for _, kv := range e.meta {
+	for _, kv := range e.meta[:e.nmeta] {
 		n += protowire.SizeTag(3) + protowire.SizeBytes(pairSize(kv))
 	}
 	return n
@@ -164,7 +168,7 @@ func appendEntry(dst []byte, e pushEntry) []byte {
 		dst = protowire.AppendVarint(dst, uint64(nanos))
 	}
 	dst = appendString(dst, 2, e.line)
-	for _, kv := range e.meta {
+	for _, kv := range e.meta[:e.nmeta] {
 		dst = protowire.AppendTag(dst, 3, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(pairSize(kv)))
 		dst = appendString(dst, 1, kv[0])

@@ -130,19 +130,17 @@ func TestReaderJaegerKeepsTags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			attrs := map[string]any{}
+			attrs := spans[0].Events[0].Attributes
 			if tt.span >= 0 {
 				attrs = spans[tt.span].Attributes
-			} else {
-				attrs = spans[0].Events[0].Attributes
 			}
 			if got := attrs[tt.key]; got != tt.want {
 				t.Errorf("%s: got %#v, want %#v", tt.key, got, tt.want)
 			}
 		})
-		if _, ok := spans[0].Attributes[tagSpanKind]; ok {
-			t.Errorf("span.kind: got it in attributes, want it mapped to Kind only")
-		}
+	}
+	if _, ok := spans[0].Attributes[tagSpanKind]; ok {
+		t.Errorf("span.kind: got it in attributes, want it mapped to Kind only")
 	}
 }
 
