@@ -43,6 +43,8 @@ const StreamGrace = 500 * time.Millisecond
 const (
 	DefaultAddr    = "127.0.0.1:7070"
 	DefaultDataDir = "./pilothouse-data"
+	// DefaultReadTimeout is Config.ReadTimeout's default.
+	DefaultReadTimeout = 30 * time.Second
 )
 
 // Config configures a control plane. Zero values mean the defaults.
@@ -79,6 +81,10 @@ type Config struct {
 	// Jaeger or Tempo; http://host:4318 gets /v1/traces) received spans
 	// are stored and then forwarded to (bounded, dropping queue).
 	OTLPForwardURL string
+	// ReadTimeout bounds reading a whole request, body included, against
+	// slow clients; 0 means DefaultReadTimeout. OTLP ingest has its own,
+	// shorter bound (ingest.DefaultReadTimeout).
+	ReadTimeout time.Duration
 }
 
 // consulOpenTimeout bounds how long New waits for Consul to answer.
@@ -119,6 +125,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
 	}
 	st, err := store.Open(cfg.DataDir, cfg.Store)
 	if err != nil {
@@ -255,7 +264,7 @@ func (s *Server) serve(ln net.Listener, certFile, keyFile string) error {
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       s.cfg.ReadTimeout,
 		// Long enough for SSE and policy long-polls.
 		WriteTimeout: 0,
 		IdleTimeout:  2 * time.Minute,
