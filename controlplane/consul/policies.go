@@ -26,7 +26,7 @@ const (
 )
 
 // ErrConsul reports that Consul refused or failed a request.
-var ErrConsul = errors.New("consul: request failed")
+var ErrConsul = fmt.Errorf("consul: request failed: %w", policy.ErrUnavailable)
 
 // Config configures a PolicyStore. Zero values mean the defaults.
 type Config struct {

@@ -28,6 +28,9 @@ import (
 var (
 	ErrConflict = errors.New("policy: version conflict")
 	ErrNotFound = errors.New("policy: version not found")
+	// ErrUnavailable marks a backend (such as Consul) that cannot be
+	// reached right now; the HTTP layer answers 503 with Retry-After.
+	ErrUnavailable = errors.New("policy: store unavailable")
 )
 
 // ConflictError says which version is current when an edit was based on

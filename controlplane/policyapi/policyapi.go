@@ -273,6 +273,9 @@ func writePolicyError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &ce):
 		api.WriteJSON(w, http.StatusConflict, map[string]any{"error": ce.Error(), "field": "version", "current_version": ce.Current})
+	case errors.Is(err, policy.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		api.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "policy store unavailable, try again shortly"})
 	case errors.Is(err, wire.ErrTooLarge), errors.As(err, &mbe):
 		api.WriteJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "policy larger than 1 MiB"})
 	case errors.Is(err, os.ErrDeadlineExceeded):

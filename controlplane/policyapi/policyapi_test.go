@@ -2,6 +2,7 @@ package policyapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -139,5 +140,13 @@ func TestLongPoll(t *testing.T) {
 		if code, _ := do(t, "GET", srv.URL+wire.PathPolicy+bad, ""); code != 400 {
 			t.Errorf("%s: got %d, want 400", bad, code)
 		}
+	}
+}
+
+func TestUnavailableStoreAnswers503(t *testing.T) {
+	rec := httptest.NewRecorder()
+	writePolicyError(rec, fmt.Errorf("consul: request failed: %w", policy.ErrUnavailable))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("got %d Retry-After %q, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
