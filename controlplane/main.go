@@ -26,6 +26,7 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/demo"
 	"github.com/pilothouse/pilothouse/controlplane/policycli"
 	"github.com/pilothouse/pilothouse/controlplane/server"
+	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
 )
 
 // Environment variables read by the control plane.
@@ -120,6 +121,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas (token from CONSUL_HTTP_TOKEN)")
 	lokiURL := fs.String("loki-url", "", "Loki base URL (http://loki:3100): forward received logs there too")
 	otlpForward := fs.String("otlp-forward-url", "", "OTLP/HTTP endpoint (http://collector:4318): forward received spans there too")
+	traceBackend := fs.String("trace-backend", "jaeger", "kind of --trace-backend-url: jaeger or tempo")
+	traceBackendURL := fs.String("trace-backend-url", "", "Jaeger or Tempo query URL (http://jaeger:16686): the API reads traces from it as well as the store")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,7 +139,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	url := c.scheme() + ln.Addr().String()
 	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr,
-		LokiURL: *lokiURL, OTLPForwardURL: *otlpForward})
+		LokiURL: *lokiURL, OTLPForwardURL: *otlpForward,
+		TraceBackend: tracebackend.Kind(*traceBackend), TraceBackendURL: *traceBackendURL})
 	if err != nil {
 		ln.Close()
 		return err

@@ -33,6 +33,7 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/policyapi"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
+	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
 )
 
 // StreamGrace is how long Shutdown lets requests finish before it ends
@@ -81,6 +82,11 @@ type Config struct {
 	// Jaeger or Tempo; http://host:4318 gets /v1/traces) received spans
 	// are stored and then forwarded to (bounded, dropping queue).
 	OTLPForwardURL string
+	// TraceBackend and TraceBackendURL, when the URL is set, name the
+	// Jaeger or Tempo query API (http://jaeger:16686) the JSON API reads
+	// traces from as well as the store.
+	TraceBackend    tracebackend.Kind
+	TraceBackendURL string
 	// ReadTimeout bounds reading a whole request, body included, against
 	// slow clients; 0 means DefaultReadTimeout. OTLP ingest has its own,
 	// shorter bound (ingest.DefaultReadTimeout).
@@ -205,7 +211,13 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("POST "+wire.PathTraces, in.Traces())
 	mux.Handle("POST "+wire.PathLogs, in.Logs())
 	mux.Handle("POST "+wire.PathHeartbeat, in.Heartbeats())
-	api.New(st, s.registry, cfg.Now, cfg.Logger).Register(mux)
+	reader, err := s.newEngineReader(st)
+	if err != nil {
+		s.closeEngines(context.Background())
+		s.closeStores()
+		return nil, err
+	}
+	api.New(reader, s.registry, cfg.Now, cfg.Logger).Register(mux)
 	policyapi.New(policyCfg).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	mux.HandleFunc("GET /healthz", s.healthz)

@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pilothouse/pilothouse/controlplane/api"
+	"github.com/pilothouse/pilothouse/controlplane/loki"
+	"github.com/pilothouse/pilothouse/controlplane/store"
+	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
+)
+
+// engineReader answers the JSON API's reads from the engines when they
+// are configured, so any replica sees what every replica received:
+//   - logs of a request ID (or trace ID) come from Loki, searched around
+//     the start of the request's trace; the store answers if Loki fails
+//     and for paging (Seq cursors) and other filters;
+//   - a trace is the union of the local store's spans and the trace
+//     backend's, by span ID, so neither forwarding lag nor a replica that
+//     saw only part of the trace leaves a hole.
+//
+// The dashboard still reads the embedded store.
+type engineReader struct {
+	api.Reader
+	store  *store.Store
+	loki   *loki.Client
+	traces *tracebackend.Reader
+	s      *Server
+}
+
+// newEngineReader returns st itself when no engine is configured for
+// reading.
+func (s *Server) newEngineReader(st *store.Store) (api.Reader, error) {
+	r := &engineReader{Reader: st, store: st, s: s}
+	if s.cfg.LokiURL != "" {
+		c, err := loki.NewClient(loki.ClientConfig{URL: s.cfg.LokiURL, Now: s.cfg.Now})
+		if err != nil {
+			return nil, fmt.Errorf("server: loki: %w", err)
+		}
+		r.loki = c
+	}
+	if s.cfg.TraceBackendURL != "" {
+		tr, err := tracebackend.NewReader(tracebackend.ReaderConfig{Kind: s.cfg.TraceBackend, URL: s.cfg.TraceBackendURL})
+		if err != nil {
+			return nil, fmt.Errorf("server: trace backend: %w", err)
+		}
+		r.traces = tr
+	}
+	if r.loki == nil && r.traces == nil {
+		return st, nil
+	}
+	return r, nil
+}
+
+// Logs implements api.Reader.
+func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord, error) {
+	if r.loki == nil || (f.RequestID == "" && f.TraceID == "") || f.BeforeSeq != 0 || f.AfterSeq != 0 {
+		return r.store.Logs(ctx, f)
+	}
+	lf := f
+	if lf.Since.IsZero() && lf.Until.IsZero() {
+		if start, ok := r.traceStart(ctx, f); ok {
+			lf.Since = start.Add(-loki.DefaultWindowBefore)
+			lf.Until = start.Add(loki.DefaultWindowAfter)
+		}
+	}
+	recs, err := r.loki.Logs(ctx, lf)
+	if err != nil {
+		r.s.cfg.Logger.Warn("server: loki query failed; answering from the store", "err", err)
+		return r.store.Logs(ctx, f)
+	}
+	return recs, nil
+}
+
+// traceStart is the start of the request's (or trace's) trace as the
+// store knows it.
+func (r *engineReader) traceStart(ctx context.Context, f store.LogFilter) (t0 time.Time, ok bool) {
+	if f.TraceID != "" {
+		spans, err := r.store.Trace(ctx, f.TraceID)
+		if err == nil && len(spans) > 0 {
+			return spans[0].Start, true
+		}
+	}
+	if f.RequestID != "" {
+		sums, err := r.store.Traces(ctx, store.TraceFilter{RequestID: f.RequestID, Limit: 1})
+		if err == nil && len(sums) > 0 {
+			return sums[0].Start, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// Trace implements api.Reader.
+func (r *engineReader) Trace(ctx context.Context, traceID string) ([]store.Span, error) {
+	local, lerr := r.store.Trace(ctx, traceID)
+	if r.traces == nil {
+		return local, lerr
+	}
+	remote, rerr := r.traces.Trace(ctx, traceID)
+	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+		r.s.cfg.Logger.Warn("server: trace backend read failed; answering from the store", "trace_id", traceID, "err", rerr)
+	}
+	if len(remote) == 0 {
+		return local, lerr
+	}
+	if len(local) == 0 {
+		return remote, nil
+	}
+	seen := make(map[string]bool, len(local))
+	for _, sp := range local {
+		seen[sp.SpanID] = true
+	}
+	merged := local
+	for _, sp := range remote {
+		if !seen[sp.SpanID] {
+			merged = append(merged, sp)
+		}
+	}
+	sortSpans(merged)
+	return merged, nil
+}
+
+// sortSpans orders spans by start, then span ID, as the store does.
+func sortSpans(spans []store.Span) {
+	slices.SortStableFunc(spans, func(a, b store.Span) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		switch {
+		case a.SpanID < b.SpanID:
+			return -1
+		case a.SpanID > b.SpanID:
+			return 1
+		}
+		return 0
+	})
+}

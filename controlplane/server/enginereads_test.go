@@ -1,0 +1,133 @@
+package server
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/loki"
+	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
+)
+
+// TestEngineReads: with Loki and a Jaeger configured, the JSON API reads
+// a request's logs from Loki (around its trace's start) and a trace as
+// the union of the store's and Jaeger's spans; with Loki failing, the
+// store answers.
+func TestEngineReads(t *testing.T) {
+	const traceID = "5b8efff798038103d269b633813fc60c"
+	var mu sync.Mutex
+	var lokiQuery map[string][]string
+	lokiDown := false
+	lokiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case loki.PushPath:
+			w.WriteHeader(http.StatusNoContent)
+		case loki.QueryRangePath:
+			mu.Lock()
+			lokiQuery = r.URL.Query()
+			down := lokiDown
+			mu.Unlock()
+			if down {
+				http.Error(w, "ingester unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte(`{"status":"success","data":{"resultType":"streams","result":[{"stream":{"service":"payments","level":"info"},
+"values":[["1764000000200000000","charged on replica B",{"structuredMetadata":{"request_id":"req-restart-1"}}]]}]}}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer lokiSrv.Close()
+	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/traces/"+traceID {
+			http.NotFound(w, r)
+			return
+		}
+		// The root span the store also has, and a child only Jaeger has.
+		w.Write([]byte(`{"data":[{"traceID":"` + traceID + `","spans":[
+{"traceID":"` + traceID + `","spanID":"eee19b7ec3c1b174","operationName":"GET /cart","references":[],"startTime":1764000000000000,"duration":250000,"tags":[],"processID":"p1"},
+{"traceID":"` + traceID + `","spanID":"aaa19b7ec3c1b175","operationName":"charge","references":[{"refType":"CHILD_OF","traceID":"` + traceID + `","spanID":"eee19b7ec3c1b174"}],"startTime":1764000000100000,"duration":50000,"tags":[],"processID":"p2"}],
+"processes":{"p1":{"serviceName":"checkout"},"p2":{"serviceName":"payments"}}}]}`))
+	}))
+	defer jaegerSrv.Close()
+
+	srv, err := New(Config{
+		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
+		LokiURL: lokiSrv.URL, TraceBackend: tracebackend.Jaeger, TraceBackendURL: jaegerSrv.URL,
+	})
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer stop(t, srv)
+	url := "http://" + ln.Addr().String()
+	viewer := apiToken(t, srv, auth.RoleViewer)
+	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
+		t.Fatalf("POST /v1/traces: got %d, want 200", code)
+	}
+	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
+		t.Fatalf("POST /v1/logs: got %d, want 200", code)
+	}
+
+	code, body := get(t, url+"/api/v1/logs?request_id=req-restart-1", viewer)
+	var logs struct {
+		Logs []struct {
+			Body string `json:"body"`
+		} `json:"logs"`
+	}
+	if err := json.Unmarshal([]byte(body), &logs); err != nil || code != 200 || len(logs.Logs) != 1 || logs.Logs[0].Body != "charged on replica B" {
+		t.Errorf("logs with Loki: got %d %s, want Loki's line", code, body)
+	}
+	start := time.Unix(0, 1764000000000000000)
+	mu.Lock()
+	gotStart, gotEnd, gotQuery := lokiQuery["start"], lokiQuery["end"], lokiQuery["query"]
+	mu.Unlock()
+	if want := strconv.FormatInt(start.Add(-loki.DefaultWindowBefore).UnixNano(), 10); len(gotStart) != 1 || gotStart[0] != want {
+		t.Errorf("Loki start: got %v, want %s (the trace start minus the window)", gotStart, want)
+	}
+	if want := strconv.FormatInt(start.Add(loki.DefaultWindowAfter).UnixNano(), 10); len(gotEnd) != 1 || gotEnd[0] != want {
+		t.Errorf("Loki end: got %v, want %s", gotEnd, want)
+	}
+	if len(gotQuery) != 1 || !strings.Contains(gotQuery[0], `request_id="req-restart-1"`) {
+		t.Errorf("Loki query: got %v, want a request_id filter", gotQuery)
+	}
+
+	mu.Lock()
+	lokiDown = true
+	mu.Unlock()
+	code, body = get(t, url+"/api/v1/logs?request_id=req-restart-1", viewer)
+	if err := json.Unmarshal([]byte(body), &logs); err != nil || code != 200 || len(logs.Logs) != 1 || logs.Logs[0].Body != "cart loaded" {
+		t.Errorf("logs with Loki down: got %d %s, want the store's line", code, body)
+	}
+
+	code, body = get(t, url+"/api/v1/traces/"+traceID, viewer)
+	var trace struct {
+		Spans []struct {
+			SpanID  string `json:"span_id"`
+			Service string `json:"service"`
+		} `json:"spans"`
+	}
+	if err := json.Unmarshal([]byte(body), &trace); err != nil || code != 200 {
+		t.Fatalf("trace: got %d %s", code, body)
+	}
+	var got []string
+	for _, s := range trace.Spans {
+		got = append(got, s.Service+"/"+s.SpanID)
+	}
+	if want := "checkout/eee19b7ec3c1b174 payments/aaa19b7ec3c1b175"; strings.Join(got, " ") != want {
+		t.Errorf("trace spans: got %v, want %s", got, want)
+	}
+}
