@@ -3,7 +3,8 @@
 #   - Debian's chromium (browser tests drive it with chromedp);
 #   - a real Consul binary (v1.14.11, built from source once and cached
 #     outside the repo in $PILOTHOUSE_CACHE, default ~/.cache/pilothouse).
-# Then it checks formatting, vet and generated code, and runs `go test`.
+# Then it checks formatting, vet and generated code, runs `go test`, and
+# fuzzes every decoder briefly (scripts/fuzz.sh).
 # Usage: scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,3 +60,6 @@ fi
 
 step "go test"
 go test -count=1 -timeout 12m "$@" ./...
+
+step "fuzz every decoder for a short, bounded time"
+scripts/fuzz.sh
