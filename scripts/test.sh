@@ -58,8 +58,8 @@ if [ -n "$(git status --porcelain -- '*_templ.go')" ]; then
   echo "templ generate changed generated files (commit them):"; git status --porcelain -- '*_templ.go'; exit 1
 fi
 
-step "go test"
-go test -count=1 -timeout 12m "$@" ./...
-
 step "fuzz every decoder for a short, bounded time"
 scripts/fuzz.sh
+
+step "go test"
+go test -count=1 -timeout 12m "$@" ./...
