@@ -46,7 +46,7 @@ if [ ! -x "$consul_bin" ]; then
   mv "$work/consul.bin" "$consul_bin"
   rm -rf "$work"
 fi
-"$consul_bin" version | head -1
+"$consul_bin" version | sed -n 1p
 export PILOTHOUSE_CONSUL="$consul_bin"
 
 step "gofmt, go vet, templ generate"
