@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pilothouse/pilothouse/controlplane/forward"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
@@ -76,13 +76,8 @@ type Forwarder struct {
 	cfg     Config
 	pushURL string
 
-	mu     sync.RWMutex
-	closed bool
-	queue  chan []store.LogRecord
-
-	ctx    context.Context // cancelled when Close gives up waiting
-	cancel context.CancelFunc
-	done   chan struct{}
+	q   *forward.Queue[store.LogRecord]
+	buf []byte // encoding buffer of the sending goroutine
 
 	forwarded prometheus.Counter
 	dropped   *prometheus.CounterVec
@@ -133,8 +128,6 @@ func NewForwarder(cfg Config) (*Forwarder, error) {
 	f := &Forwarder{
 		cfg:     cfg,
 		pushURL: push,
-		queue:   make(chan []store.LogRecord, cfg.QueueBatches),
-		done:    make(chan struct{}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pilothouse_loki_forwarded_records_total", Help: "Log records Loki accepted.",
 		}),
@@ -154,126 +147,60 @@ func NewForwarder(cfg Config) (*Forwarder, error) {
 	if cfg.Registerer != nil {
 		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pilothouse_loki_queue_batches", Help: "Batches waiting to be pushed to Loki.",
-		}, func() float64 { return float64(len(f.queue)) })
+		}, func() float64 { return float64(f.q.Len()) })
 		for _, c := range []prometheus.Collector{f.forwarded, f.dropped, f.pushes, queued} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("loki: register metrics: %w", err)
 			}
 		}
 	}
-	f.ctx, f.cancel = context.WithCancel(context.Background())
-	go f.run()
+	f.q = forward.New(forward.Config[store.LogRecord]{Batches: cfg.QueueBatches, MaxItems: cfg.BatchRecords,
+		Send: f.send, Drop: func(reason string, n int) { f.dropped.WithLabelValues(reason).Add(float64(n)) }})
 	return f, nil
 }
 
 // Enqueue queues a copy of logs for Loki and reports whether it fit; a
 // batch that does not fit is dropped and counted. It never blocks.
 func (f *Forwarder) Enqueue(logs []store.LogRecord) bool {
-	if len(logs) == 0 {
-		return true
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed {
-		f.dropped.WithLabelValues(DropClosed).Add(float64(len(logs)))
-		return false
-	}
-	select {
-	case f.queue <- append([]store.LogRecord(nil), logs...):
-		return true
-	default:
-		f.dropped.WithLabelValues(DropQueueFull).Add(float64(len(logs)))
-		return false
-	}
+	return f.q.Enqueue(logs)
 }
 
 // Close stops accepting records and pushes what is queued until ctx
 // ends; what is left then is dropped. It returns ctx's error if it gave
 // up.
 func (f *Forwarder) Close(ctx context.Context) error {
-	f.mu.Lock()
-	if !f.closed {
-		f.closed = true
-		close(f.queue)
+	if err := f.q.Close(ctx); err != nil {
+		return fmt.Errorf("loki: %w", err)
 	}
-	f.mu.Unlock()
-	select {
-	case <-f.done:
-		return nil
-	case <-ctx.Done():
-		f.cancel()
-		<-f.done
-		return fmt.Errorf("loki: close: %w", ctx.Err())
-	}
+	return nil
 }
 
-// run pushes queued batches, merging what is waiting up to BatchRecords.
-func (f *Forwarder) run() {
-	defer close(f.done)
-	var buf []byte
-	for batch := range f.queue {
-		pending := batch
-	merge:
-		for len(pending) < f.cfg.BatchRecords {
-			select {
-			case more, ok := <-f.queue:
-				if !ok {
-					break merge
-				}
-				pending = append(pending, more...)
-			default:
-				break merge
-			}
-		}
-		for len(pending) > 0 {
-			n := min(len(pending), f.cfg.BatchRecords)
-			buf = f.send(buf[:0], pending[:n])
-			pending = pending[n:]
-		}
-	}
-}
-
-// send pushes one batch with retries and counts the outcome.
-func (f *Forwarder) send(buf []byte, logs []store.LogRecord) []byte {
-	buf = encodePush(buf, streamsOf(logs))
-	body := snappy.Encode(nil, buf)
-	backoff := f.cfg.RetryBackoff
-	for attempt := 0; ; attempt++ {
-		err := f.push(body)
+// send pushes one batch with retries and counts the outcome. It runs on
+// the queue's one sending goroutine, so it may reuse f.buf.
+func (f *Forwarder) send(ctx context.Context, logs []store.LogRecord) {
+	f.buf = encodePush(f.buf[:0], streamsOf(logs))
+	body := snappy.Encode(nil, f.buf)
+	err := forward.Retry(ctx, f.cfg.Retries, f.cfg.RetryBackoff, func() error { return f.push(ctx, body) }, func(err error) {
 		if err == nil {
 			f.pushes.WithLabelValues("ok").Inc()
-			f.forwarded.Add(float64(len(logs)))
-			return buf
+		} else {
+			f.pushes.WithLabelValues("error").Inc()
 		}
-		f.pushes.WithLabelValues("error").Inc()
-		var perm permanentError
-		if errors.As(err, &perm) || attempt >= f.cfg.Retries || f.ctx.Err() != nil {
-			f.cfg.Logger.Warn("loki: dropping log records", "records", len(logs), "err", err)
-			f.dropped.WithLabelValues(DropPush).Add(float64(len(logs)))
-			return buf
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-f.ctx.Done():
-			t.Stop()
-		}
-		backoff *= 2
+	})
+	if err != nil {
+		f.cfg.Logger.Warn("loki: dropping log records", "records", len(logs), "err", err)
+		f.dropped.WithLabelValues(DropPush).Add(float64(len(logs)))
+		return
 	}
+	f.forwarded.Add(float64(len(logs)))
 }
 
-// permanentError marks a push Loki refused for good (4xx other than 429).
-type permanentError struct{ err error }
-
-func (p permanentError) Error() string { return p.err.Error() }
-func (p permanentError) Unwrap() error { return p.err }
-
-func (f *Forwarder) push(body []byte) error {
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
+func (f *Forwarder) push(ctx context.Context, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.pushURL, bytes.NewReader(body))
 	if err != nil {
-		return permanentError{fmt.Errorf("%w: %w", ErrPush, err)}
+		return forward.Permanent(fmt.Errorf("%w: %w", ErrPush, err))
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("Content-Encoding", "snappy")
@@ -292,7 +219,7 @@ func (f *Forwarder) push(body []byte) error {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
 		return fmt.Errorf("%w: %s: %s", ErrPush, resp.Status, bytes.TrimSpace(msg))
 	default:
-		return permanentError{fmt.Errorf("%w: %s: %s", ErrPush, resp.Status, bytes.TrimSpace(msg))}
+		return forward.Permanent(fmt.Errorf("%w: %s: %s", ErrPush, resp.Status, bytes.TrimSpace(msg)))
 	}
 }
 

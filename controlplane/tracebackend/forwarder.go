@@ -10,12 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pilothouse/pilothouse/controlplane/forward"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
@@ -81,13 +81,7 @@ type Forwarder struct {
 	cfg      ForwarderConfig
 	endpoint string
 
-	mu     sync.RWMutex
-	closed bool
-	queue  chan []store.Span
-
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	q *forward.Queue[store.Span]
 
 	forwarded prometheus.Counter
 	dropped   *prometheus.CounterVec
@@ -130,8 +124,6 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	f := &Forwarder{
 		cfg:      cfg,
 		endpoint: u.String(),
-		queue:    make(chan []store.Span, cfg.QueueBatches),
-		done:     make(chan struct{}),
 		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pilothouse_trace_forward_spans_total", Help: "Spans the OTLP trace backend accepted.",
 		}),
@@ -151,84 +143,35 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.Registerer != nil {
 		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "pilothouse_trace_forward_queue_batches", Help: "Batches waiting to be exported to the OTLP trace backend.",
-		}, func() float64 { return float64(len(f.queue)) })
+		}, func() float64 { return float64(f.q.Len()) })
 		for _, c := range []prometheus.Collector{f.forwarded, f.dropped, f.exports, queued} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("tracebackend: register metrics: %w", err)
 			}
 		}
 	}
-	f.ctx, f.cancel = context.WithCancel(context.Background())
-	go f.run()
+	f.q = forward.New(forward.Config[store.Span]{Batches: cfg.QueueBatches, MaxItems: cfg.BatchSpans,
+		Send: f.send, Drop: func(reason string, n int) { f.dropped.WithLabelValues(reason).Add(float64(n)) }})
 	return f, nil
 }
 
 // Enqueue queues a copy of spans for export and reports whether it fit;
 // a batch that does not fit is dropped and counted. It never blocks.
 func (f *Forwarder) Enqueue(spans []store.Span) bool {
-	if len(spans) == 0 {
-		return true
-	}
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if f.closed {
-		f.dropped.WithLabelValues(DropClosed).Add(float64(len(spans)))
-		return false
-	}
-	select {
-	case f.queue <- append([]store.Span(nil), spans...):
-		return true
-	default:
-		f.dropped.WithLabelValues(DropQueueFull).Add(float64(len(spans)))
-		return false
-	}
+	return f.q.Enqueue(spans)
 }
 
 // Close stops accepting spans and exports what is queued until ctx
 // ends; what is left then is dropped. It returns ctx's error if it gave
 // up.
 func (f *Forwarder) Close(ctx context.Context) error {
-	f.mu.Lock()
-	if !f.closed {
-		f.closed = true
-		close(f.queue)
+	if err := f.q.Close(ctx); err != nil {
+		return fmt.Errorf("tracebackend: %w", err)
 	}
-	f.mu.Unlock()
-	select {
-	case <-f.done:
-		return nil
-	case <-ctx.Done():
-		f.cancel()
-		<-f.done
-		return fmt.Errorf("tracebackend: close: %w", ctx.Err())
-	}
+	return nil
 }
 
-func (f *Forwarder) run() {
-	defer close(f.done)
-	for batch := range f.queue {
-		pending := batch
-	merge:
-		for len(pending) < f.cfg.BatchSpans {
-			select {
-			case more, ok := <-f.queue:
-				if !ok {
-					break merge
-				}
-				pending = append(pending, more...)
-			default:
-				break merge
-			}
-		}
-		for len(pending) > 0 {
-			n := min(len(pending), f.cfg.BatchSpans)
-			f.send(pending[:n])
-			pending = pending[n:]
-		}
-	}
-}
-
-func (f *Forwarder) send(spans []store.Span) {
+func (f *Forwarder) send(ctx context.Context, spans []store.Span) {
 	req, skipped := exportRequest(spans)
 	if skipped > 0 {
 		f.dropped.WithLabelValues(DropInvalid).Add(float64(skipped))
@@ -242,43 +185,27 @@ func (f *Forwarder) send(spans []store.Span) {
 		f.dropped.WithLabelValues(DropExport).Add(float64(sent))
 		return
 	}
-	backoff := f.cfg.RetryBackoff
-	for attempt := 0; ; attempt++ {
-		err := f.export(body)
+	err = forward.Retry(ctx, f.cfg.Retries, f.cfg.RetryBackoff, func() error { return f.export(ctx, body) }, func(err error) {
 		if err == nil {
 			f.exports.WithLabelValues("ok").Inc()
-			f.forwarded.Add(float64(sent))
-			return
+		} else {
+			f.exports.WithLabelValues("error").Inc()
 		}
-		f.exports.WithLabelValues("error").Inc()
-		var perm permanentError
-		if errors.As(err, &perm) || attempt >= f.cfg.Retries || f.ctx.Err() != nil {
-			f.cfg.Logger.Warn("tracebackend: dropping spans", "spans", sent, "err", err)
-			f.dropped.WithLabelValues(DropExport).Add(float64(sent))
-			return
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-f.ctx.Done():
-			t.Stop()
-		}
-		backoff *= 2
+	})
+	if err != nil {
+		f.cfg.Logger.Warn("tracebackend: dropping spans", "spans", sent, "err", err)
+		f.dropped.WithLabelValues(DropExport).Add(float64(sent))
+		return
 	}
+	f.forwarded.Add(float64(sent))
 }
 
-// permanentError marks an export the backend refused for good.
-type permanentError struct{ err error }
-
-func (p permanentError) Error() string { return p.err.Error() }
-func (p permanentError) Unwrap() error { return p.err }
-
-func (f *Forwarder) export(body []byte) error {
-	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.Timeout)
+func (f *Forwarder) export(ctx context.Context, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return permanentError{fmt.Errorf("%w: %w", ErrExport, err)}
+		return forward.Permanent(fmt.Errorf("%w: %w", ErrExport, err))
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	for k, v := range f.cfg.Headers {
@@ -296,7 +223,7 @@ func (f *Forwarder) export(body []byte) error {
 	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return fmt.Errorf("%w: %s", ErrExport, resp.Status)
 	}
-	return permanentError{fmt.Errorf("%w: %s: %s", ErrExport, resp.Status, strings.TrimSpace(string(msg)))}
+	return forward.Permanent(fmt.Errorf("%w: %s: %s", ErrExport, resp.Status, strings.TrimSpace(string(msg))))
 }
 
 // SpanWriter stores spans; ingest.SpanWriter and *store.Store have this
