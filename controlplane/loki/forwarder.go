@@ -86,9 +86,9 @@ type Forwarder struct {
 
 // Drop reasons, the "reason" label of pilothouse_loki_dropped_records_total.
 const (
-	DropQueueFull = "queue_full"
+	DropQueueFull = forward.DropQueueFull
 	DropPush      = "push_failed"
-	DropClosed    = "closed"
+	DropClosed    = forward.DropClosed
 )
 
 // NewForwarder starts a forwarder. Stop it with Close.

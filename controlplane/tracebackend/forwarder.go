@@ -34,10 +34,10 @@ const (
 // Drop reasons, the "reason" label of
 // pilothouse_trace_forward_dropped_spans_total.
 const (
-	DropQueueFull = "queue_full"
+	DropQueueFull = forward.DropQueueFull
 	DropExport    = "export_failed"
 	DropInvalid   = "invalid"
-	DropClosed    = "closed"
+	DropClosed    = forward.DropClosed
 )
 
 // Errors.
