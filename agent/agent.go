@@ -37,11 +37,12 @@ type Agent struct {
 
 	tp     *sdktrace.TracerProvider
 	tracer trace.Tracer
-	// serverSpan is built once so that starting a span allocates no
-	// option slice.
-	serverSpan []trace.SpanStartOption
-	prop       propagation.TraceContext
-	spans      *spanQueue // nil when spans are not exported
+	// resource and sampler are shared by the SDK's spans and the
+	// middleware's own server spans (serverspan.go).
+	resource *resource.Resource
+	sampler  sdktrace.Sampler
+	prop     propagation.TraceContext
+	spans    *spanQueue // nil when spans are not exported
 
 	sink   *logSink
 	logger *slog.Logger
@@ -97,8 +98,10 @@ func New(service string, opts ...Option) (*Agent, error) {
 	if cfg.version != "" {
 		resAttrs = append(resAttrs, attribute.String("service.version", cfg.version))
 	}
+	a.resource = resource.NewSchemaless(resAttrs...)
+	a.sampler = sampler
 	tpOpts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(resource.NewSchemaless(resAttrs...)),
+		sdktrace.WithResource(a.resource),
 		sdktrace.WithSampler(sampler),
 	}
 	if cfg.tracesEndpoint != "" {
@@ -106,6 +109,7 @@ func New(service string, opts ...Option) (*Agent, error) {
 		if err != nil {
 			return nil, err
 		}
+		exp.resource = a.resource.Attributes()
 		a.spans = newSpanQueue(exp, cfg.spanQueue)
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(a.spans))
 	}
@@ -114,7 +118,6 @@ func New(service string, opts ...Option) (*Agent, error) {
 	}
 	a.tp = sdktrace.NewTracerProvider(tpOpts...)
 	a.tracer = a.tp.Tracer(instrumentationName)
-	a.serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 	a.sink = newLogSink(a, cfg)
 	a.logger = slog.New(&logHandler{sink: a.sink})
@@ -146,7 +149,7 @@ func New(service string, opts ...Option) (*Agent, error) {
 	return a, nil
 }
 
-func (a *Agent) newTraceExporter() (sdktrace.SpanExporter, error) {
+func (a *Agent) newTraceExporter() (*spanExporter, error) {
 	// The Pilothouse token goes only to the control plane, never to a
 	// third-party OTLP endpoint.
 	token := ""
@@ -218,35 +221,4 @@ func (a *Agent) logStats() batch.Stats {
 		return batch.Stats{Dropped: a.sink.dropped()}
 	}
 	return a.sink.queue.Stats()
-}
-
-// spanQueue is the agent's span processor: a bounded, non-blocking queue in
-// front of an OTLP exporter.
-type spanQueue struct {
-	q   *batch.Queue[sdktrace.ReadOnlySpan]
-	exp sdktrace.SpanExporter
-}
-
-var _ sdktrace.SpanProcessor = (*spanQueue)(nil)
-
-func newSpanQueue(exp sdktrace.SpanExporter, size int) *spanQueue {
-	return &spanQueue{
-		exp: exp,
-		q: batch.New(batch.Settings{Size: size, BatchSize: batchSize, Interval: flushInterval},
-			batch.ExportFunc[sdktrace.ReadOnlySpan](exp.ExportSpans)),
-	}
-}
-
-func (s *spanQueue) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-
-func (s *spanQueue) OnEnd(sp sdktrace.ReadOnlySpan) {
-	if sp.SpanContext().IsSampled() {
-		s.q.Offer(sp)
-	}
-}
-
-func (s *spanQueue) ForceFlush(ctx context.Context) error { return s.q.Flush(ctx) }
-
-func (s *spanQueue) Shutdown(ctx context.Context) error {
-	return errors.Join(s.q.Close(ctx), s.exp.Shutdown(ctx))
 }

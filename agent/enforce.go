@@ -174,16 +174,3 @@ func (a *Agent) recordOutcome(v *verdict, status int, d time.Duration) {
 	}
 	v.nAdmitted = 0
 }
-
-// finishVerdict puts the decision on the span's attributes.
-func finishVerdict(span trace.Span, v *verdict) {
-	if !v.marked {
-		return
-	}
-	if v.act == actShadow {
-		span.SetAttributes(attribute.String(wire.AttrRuleID, v.rule), attribute.String(wire.AttrAction, v.act.String()),
-			attribute.String(AttrShadowAction, v.would.String()))
-		return
-	}
-	span.SetAttributes(attribute.String(wire.AttrRuleID, v.rule), attribute.String(wire.AttrAction, v.act.String()))
-}

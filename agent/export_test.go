@@ -239,6 +239,10 @@ func (blockingExporter) ExportSpans(ctx context.Context, _ []sdktrace.ReadOnlySp
 	<-ctx.Done()
 	return ctx.Err()
 }
+func (blockingExporter) sendSpans(ctx context.Context, _ []queuedSpan) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
 func (blockingExporter) Shutdown(context.Context) error { return nil }
 
 func TestDropsCountedWhenQueueFull(t *testing.T) {

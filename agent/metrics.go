@@ -3,6 +3,8 @@ package agent
 import (
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,25 @@ type metrics struct {
 	registry *prometheus.Registry
 	duration *prometheus.HistogramVec
 	active   prometheus.Gauge
+	// observers caches duration's children by label values (observerKey
+	// -> prometheus.Observer): a lookup here hashes no label strings.
+	// Methods, routes and status codes are bounded sets.
+	observers sync.Map
+}
+
+type observerKey struct {
+	method, route string
+	status        int
+}
+
+// observe records one request's duration.
+func (m *metrics) observe(method, route string, status int, d time.Duration) {
+	k := observerKey{method: method, route: route, status: status}
+	o, ok := m.observers.Load(k)
+	if !ok {
+		o, _ = m.observers.LoadOrStore(k, m.duration.WithLabelValues(method, route, statusText(status)))
+	}
+	o.(prometheus.Observer).Observe(d.Seconds())
 }
 
 func newMetrics(a *Agent) *metrics {

@@ -7,15 +7,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
-
-	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
 // unmatchedRoute is the route label of requests no route matched, so that
@@ -37,7 +34,8 @@ type stateKey struct{}
 type requestState struct {
 	requestID string
 	clientIP  string
-	span      trace.Span
+	span      *serverSpan // &spanData
+	spanData  serverSpan
 	handler   logHandler
 	logger    slog.Logger // valid once hasLogger
 	hasLogger bool
@@ -90,12 +88,14 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		if route == "" {
 			route = unmatchedRoute
 		}
-		clientIP := c.ClientIP()
-		ctx := a.prop.Extract(req.Context(), headerCarrier(req.Header))
-		// Attributes are set once, when the span ends: one allocation
-		// instead of a slice that grows.
-		ctx, span := a.tracer.Start(ctx, a.names.get(method, route), a.serverSpan...)
-		st := &requestState{requestID: requestID, clientIP: clientIP, span: span}
+		ctx := req.Context()
+		if len(req.Header[traceparentKey]) > 0 {
+			ctx = a.prop.Extract(ctx, headerCarrier(req.Header))
+		}
+		st := &requestState{requestID: requestID, clientIP: clientAddress(c)}
+		span := &st.spanData
+		st.span = span
+		ctx = a.startServerSpan(ctx, span, a.names.get(method, route), start)
 		st.handler = logHandler{sink: a.sink, req: st}
 		c.Request = req.WithContext(context.WithValue(ctx, stateKey{}, st))
 
@@ -119,19 +119,38 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 	}
 }
 
+// traceparentKey is the W3C header in canonical form.
+const traceparentKey = "Traceparent"
+
+// forwardingHeaders are the headers gin.Context.ClientIP may read the
+// client's address from (X-Forwarded-For, X-Real-IP, and the platform
+// headers of Google App Engine, Cloudflare and Fly.io).
+var forwardingHeaders = [...]string{"X-Forwarded-For", "X-Real-Ip", "X-Appengine-Remote-Addr", "Cf-Connecting-Ip", "Fly-Client-Ip"}
+
+// clientAddress is gin's ClientIP, whose proxy checks cost more than the
+// rest of the span: without a forwarding header, the answer is the peer's
+// address, taken from RemoteAddr without parsing or allocating.
+func clientAddress(c *gin.Context) string {
+	h := c.Request.Header
+	for _, k := range forwardingHeaders {
+		if _, ok := h[k]; ok {
+			return c.ClientIP()
+		}
+	}
+	addr := c.Request.RemoteAddr
+	if i := strings.LastIndexByte(addr, ':'); i > 0 {
+		addr = addr[:i]
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+}
+
 // finish ends the span and records metrics, route figures and the access
 // log line.
 func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, status int, start time.Time) {
 	span := st.span
-	span.SetAttributes(
-		attribute.String("http.request.method", method),
-		attribute.String("http.route", route),
-		attribute.String("url.path", c.Request.URL.Path),
-		attribute.String("client.address", st.clientIP),
-		attribute.String(wire.AttrRequestID, st.requestID),
-		attribute.Int("http.response.status_code", status),
-	)
-	finishVerdict(span, &st.verdict)
+	span.method, span.route, span.path = method, route, c.Request.URL.Path
+	span.client, span.requestID, span.status = st.clientIP, st.requestID, status
+	span.verdict = &st.verdict
 	for _, e := range c.Errors {
 		span.RecordError(e.Err)
 	}
@@ -141,10 +160,11 @@ func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, s
 	case len(c.Errors) > 0:
 		span.SetStatus(codes.Error, c.Errors.Last().Error())
 	}
-	span.End()
+	end := time.Now()
+	span.endAt(end)
 
-	d := time.Since(start)
-	a.metrics.duration.WithLabelValues(method, route, statusText(status)).Observe(d.Seconds())
+	d := end.Sub(start)
+	a.metrics.observe(method, route, status, d)
 	a.routes.Observe(method, route, status, d)
 	a.metrics.active.Dec()
 
@@ -156,7 +176,7 @@ func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, s
 		// Straight to the handler: slog.Logger would capture the caller's
 		// PC (runtime.Callers), which nobody reads here.
 		if st.handler.Enabled(context.Background(), level) {
-			r := slog.NewRecord(time.Now(), level, "request", 0)
+			r := slog.NewRecord(end, level, "request", 0)
 			r.AddAttrs(
 				slog.String("method", method),
 				slog.String("route", route),

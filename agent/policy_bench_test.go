@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
 )
@@ -98,5 +97,5 @@ func BenchmarkDecideDegraded(b *testing.B) {
 	b.Run("parallel", func(b *testing.B) { benchDecide(b, "/reports/daily", true, true) })
 }
 
-// noopSpan is a span that records nothing.
-func noopSpan() trace.Span { return trace.SpanFromContext(context.Background()) }
+// noopSpan is a server span that records nothing.
+func noopSpan() *serverSpan { return &serverSpan{} }

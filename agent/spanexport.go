@@ -5,11 +5,15 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
 // spanExporter writes OTLP ExportTraceServiceRequest protobuf straight
@@ -20,12 +24,18 @@ import (
 // goroutine at a time (the span queue's) and reuses its buffers.
 type spanExporter struct {
 	post poster
+	// resource is the agent's resource, for batches of server spans only
+	// (SDK spans carry theirs).
+	resource []attribute.KeyValue
 
 	spans, sp, kv, arr, anyb, ev, scope, res, rs, out []byte
 	done                                              []bool
 }
 
-var _ sdktrace.SpanExporter = (*spanExporter)(nil)
+var (
+	_ sdktrace.SpanExporter = (*spanExporter)(nil)
+	_ spanSender            = (*spanExporter)(nil)
+)
 
 // Field numbers of the OTLP trace messages written here.
 const (
@@ -71,7 +81,13 @@ func newSpanExporter(url, token string, client *http.Client) *spanExporter {
 	return &spanExporter{post: poster{url: url, token: token, client: client, what: "spans"}}
 }
 
+// ExportSpans implements sdktrace.SpanExporter.
 func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	return e.sendSpans(ctx, sdkSpans(spans))
+}
+
+// sendSpans posts one batch of queued spans.
+func (e *spanExporter) sendSpans(ctx context.Context, spans []queuedSpan) error {
 	if len(spans) == 0 {
 		return nil
 	}
@@ -82,9 +98,16 @@ func (e *spanExporter) Shutdown(context.Context) error { return nil }
 
 // encode returns the request for spans; valid until the next call. Spans
 // are grouped by instrumentation scope; they share the agent's resource.
-func (e *spanExporter) encode(spans []sdktrace.ReadOnlySpan) []byte {
+func (e *spanExporter) encode(spans []queuedSpan) []byte {
 	e.res = e.res[:0]
-	for _, kv := range spans[0].Resource().Attributes() {
+	resAttrs := e.resource
+	for _, s := range spans {
+		if s.sdk != nil {
+			resAttrs = s.sdk.Resource().Attributes()
+			break
+		}
+	}
+	for _, kv := range resAttrs {
 		e.res = e.appendAttr(e.res, fieldResourceAttrs, kv)
 	}
 	e.out = e.out[:0]
@@ -96,14 +119,21 @@ func (e *spanExporter) encode(spans []sdktrace.ReadOnlySpan) []byte {
 		if done[i] {
 			continue
 		}
-		sc := first.InstrumentationScope()
+		sc := first.scope()
 		e.spans = e.spans[:0]
 		for j := i; j < len(spans); j++ {
-			if done[j] || spans[j].InstrumentationScope().Name != sc.Name || spans[j].InstrumentationScope().Version != sc.Version {
+			if done[j] {
+				continue
+			}
+			if other := spans[j].scope(); other.Name != sc.Name || other.Version != sc.Version {
 				continue
 			}
 			done[j] = true
-			e.sp = e.appendSpan(e.sp[:0], spans[j])
+			if own := spans[j].own; own != nil {
+				e.sp = e.appendServerSpan(e.sp[:0], own)
+			} else {
+				e.sp = e.appendSpan(e.sp[:0], spans[j].sdk)
+			}
 			e.spans = protowire.AppendTag(e.spans, fieldScopeSpansSpans, protowire.BytesType)
 			e.spans = protowire.AppendBytes(e.spans, e.sp)
 		}
@@ -127,39 +157,97 @@ func (e *spanExporter) encode(spans []sdktrace.ReadOnlySpan) []byte {
 	return e.out
 }
 
-func (e *spanExporter) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
-	sc := s.SpanContext()
+// appendSpanStart appends the fields every span starts with: IDs, trace
+// state, parent, name, kind and times.
+func appendSpanStart(b []byte, sc, parent trace.SpanContext, name string, kind trace.SpanKind, start, end time.Time) []byte {
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b = protowire.AppendTag(b, fieldSpanTraceID, protowire.BytesType)
 	b = protowire.AppendBytes(b, tid[:])
 	b = protowire.AppendTag(b, fieldSpanSpanID, protowire.BytesType)
 	b = protowire.AppendBytes(b, sid[:])
-	if ts := sc.TraceState().String(); ts != "" {
+	if ts := sc.TraceState(); ts.Len() > 0 {
 		b = protowire.AppendTag(b, fieldSpanTraceState, protowire.BytesType)
-		b = appendUTF8(b, ts)
+		b = appendUTF8(b, ts.String())
 	}
-	parent := s.Parent()
 	if parent.SpanID().IsValid() {
 		pid := parent.SpanID()
 		b = protowire.AppendTag(b, fieldSpanParentID, protowire.BytesType)
 		b = protowire.AppendBytes(b, pid[:])
 	}
 	b = protowire.AppendTag(b, fieldSpanName, protowire.BytesType)
-	b = appendUTF8(b, s.Name())
+	b = appendUTF8(b, name)
 	b = protowire.AppendTag(b, fieldSpanKind, protowire.VarintType)
-	b = protowire.AppendVarint(b, uint64(s.SpanKind())) // same numbering as OTLP
+	b = protowire.AppendVarint(b, uint64(kind)) // same numbering as OTLP
 	b = protowire.AppendTag(b, fieldSpanStart, protowire.Fixed64Type)
-	b = protowire.AppendFixed64(b, uint64(s.StartTime().UnixNano()))
+	b = protowire.AppendFixed64(b, uint64(start.UnixNano()))
 	b = protowire.AppendTag(b, fieldSpanEnd, protowire.Fixed64Type)
-	b = protowire.AppendFixed64(b, uint64(s.EndTime().UnixNano()))
+	return protowire.AppendFixed64(b, uint64(end.UnixNano()))
+}
+
+func (e *spanExporter) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+	sc, parent := s.SpanContext(), s.Parent()
+	b = appendSpanStart(b, sc, parent, s.Name(), s.SpanKind(), s.StartTime(), s.EndTime())
 	for _, kv := range s.Attributes() {
 		b = e.appendAttr(b, fieldSpanAttrs, kv)
 	}
-	if n := s.DroppedAttributes(); n > 0 {
-		b = protowire.AppendTag(b, fieldSpanDroppedAttrs, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(n))
+	return e.appendSpanEnd(b, sc, parent, s.DroppedAttributes(), s.Events(), s.DroppedEvents(),
+		s.Links(), s.DroppedLinks(), s.Status())
+}
+
+// appendServerSpan writes the middleware's span: its request attributes
+// straight from their fields, then what other code added.
+func (e *spanExporter) appendServerSpan(b []byte, s *serverSpan) []byte {
+	b = appendSpanStart(b, s.sc, s.parent, s.name, trace.SpanKindServer, s.start, s.end)
+	b = appendKV(b, fieldSpanAttrs, "http.request.method", slog.StringValue(s.method))
+	b = appendKV(b, fieldSpanAttrs, "http.route", slog.StringValue(s.route))
+	b = appendKV(b, fieldSpanAttrs, "url.path", slog.StringValue(s.path))
+	b = appendKV(b, fieldSpanAttrs, "client.address", slog.StringValue(s.client))
+	b = appendKV(b, fieldSpanAttrs, wire.AttrRequestID, slog.StringValue(s.requestID))
+	b = appendKV(b, fieldSpanAttrs, "http.response.status_code", slog.Int64Value(int64(s.status)))
+	fixed := 6
+	if v := s.verdict; v != nil && v.marked {
+		b = appendKV(b, fieldSpanAttrs, wire.AttrRuleID, slog.StringValue(v.rule))
+		b = appendKV(b, fieldSpanAttrs, wire.AttrAction, slog.StringValue(v.act.String()))
+		fixed += 2
+		if v.act == actShadow {
+			b = appendKV(b, fieldSpanAttrs, AttrShadowAction, slog.StringValue(v.would.String()))
+			fixed++
+		}
 	}
-	for _, ev := range s.Events() {
+	var x spanExtra
+	if s.extra != nil {
+		x = *s.extra
+	}
+	for _, kv := range x.attrs {
+		if !isServerSpanAttr(kv.Key, fixed > 6) {
+			b = e.appendAttr(b, fieldSpanAttrs, kv)
+		}
+	}
+	return e.appendSpanEnd(b, s.sc, s.parent, x.droppedAttrs, x.events, x.droppedEvents, x.links, x.droppedLinks,
+		sdktrace.Status{Code: s.statusCode, Description: x.statusDesc})
+}
+
+// isServerSpanAttr reports whether k is one of the attributes the
+// middleware sets itself (they win over the same key set by others).
+func isServerSpanAttr(k attribute.Key, withVerdict bool) bool {
+	switch k {
+	case "http.request.method", "http.route", "url.path", "client.address", wire.AttrRequestID, "http.response.status_code":
+		return true
+	case wire.AttrRuleID, wire.AttrAction, AttrShadowAction:
+		return withVerdict
+	}
+	return false
+}
+
+// appendSpanEnd appends the fields after the attributes: dropped counts,
+// events, links, status and flags.
+func (e *spanExporter) appendSpanEnd(b []byte, sc, parent trace.SpanContext, droppedAttrs int, events []sdktrace.Event,
+	droppedEvents int, links []sdktrace.Link, droppedLinks int, st sdktrace.Status) []byte {
+	if droppedAttrs > 0 {
+		b = protowire.AppendTag(b, fieldSpanDroppedAttrs, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(droppedAttrs))
+	}
+	for _, ev := range events {
 		e.ev = e.ev[:0]
 		e.ev = protowire.AppendTag(e.ev, fieldEventTime, protowire.Fixed64Type)
 		e.ev = protowire.AppendFixed64(e.ev, uint64(ev.Time.UnixNano()))
@@ -171,11 +259,11 @@ func (e *spanExporter) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = protowire.AppendTag(b, fieldSpanEvents, protowire.BytesType)
 		b = protowire.AppendBytes(b, e.ev)
 	}
-	if n := s.DroppedEvents(); n > 0 {
+	if droppedEvents > 0 {
 		b = protowire.AppendTag(b, fieldSpanDroppedEvents, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(n))
+		b = protowire.AppendVarint(b, uint64(droppedEvents))
 	}
-	for _, l := range s.Links() {
+	for _, l := range links {
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
 		e.ev = e.ev[:0]
 		e.ev = protowire.AppendTag(e.ev, fieldLinkTraceID, protowire.BytesType)
@@ -194,11 +282,11 @@ func (e *spanExporter) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = protowire.AppendTag(b, fieldSpanLinks, protowire.BytesType)
 		b = protowire.AppendBytes(b, e.ev)
 	}
-	if n := s.DroppedLinks(); n > 0 {
+	if droppedLinks > 0 {
 		b = protowire.AppendTag(b, fieldSpanDroppedLinks, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(n))
+		b = protowire.AppendVarint(b, uint64(droppedLinks))
 	}
-	if st := s.Status(); st.Code != codes.Unset {
+	if st.Code != codes.Unset {
 		code := uint64(2) // OTLP STATUS_CODE_ERROR
 		if st.Code == codes.Ok {
 			code = 1

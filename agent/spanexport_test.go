@@ -43,7 +43,7 @@ func TestSpanEncodingRoundTrip(t *testing.T) {
 	exp := newSpanExporter("http://x/v1/traces", "", nil)
 	for range 2 { // the second pass reuses buffers
 		var req coltrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(exp.encode(rec.Ended()), &req); err != nil {
+		if err := proto.Unmarshal(exp.encode(sdkSpans(rec.Ended())), &req); err != nil {
 			t.Fatalf("unmarshal: got %v, want nil", err)
 		}
 		rs := req.GetResourceSpans()
@@ -121,7 +121,7 @@ func BenchmarkSpanEncode(b *testing.B) {
 			attribute.String("request_id", "0123456789abcdef0123456789abcdef"))
 		s.End()
 	}
-	spans := rec.Ended()
+	spans := sdkSpans(rec.Ended())
 	exp := newSpanExporter("http://x", "", nil)
 	b.ReportAllocs()
 	for b.Loop() {
