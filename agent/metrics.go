@@ -3,7 +3,6 @@ package agent
 import (
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,23 +24,14 @@ type metrics struct {
 	registry *prometheus.Registry
 	duration *prometheus.HistogramVec
 	active   prometheus.Gauge
-	// observers caches duration's children by label values (observerKey
-	// -> prometheus.Observer): a lookup here hashes no label strings.
-	// Methods, routes and status codes are bounded sets.
-	observers sync.Map
 }
 
-type observerKey struct {
-	method, route string
-	status        int
-}
-
-// observe records one request's duration.
-func (m *metrics) observe(method, route string, status int, d time.Duration) {
-	k := observerKey{method: method, route: route, status: status}
-	o, ok := m.observers.Load(k)
+// observe records one request's duration; ri caches the histogram's
+// children for the request's method and route.
+func (m *metrics) observe(ri *routeInfo, method, route string, status int, d time.Duration) {
+	o, ok := ri.observers.Load(status)
 	if !ok {
-		o, _ = m.observers.LoadOrStore(k, m.duration.WithLabelValues(method, route, statusText(status)))
+		o, _ = ri.observers.LoadOrStore(status, m.duration.WithLabelValues(method, route, statusText(status)))
 	}
 	o.(prometheus.Observer).Observe(d.Seconds())
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -95,7 +96,8 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		st := &requestState{requestID: requestID, clientIP: clientAddress(c)}
 		span := &st.spanData
 		st.span = span
-		ctx = a.startServerSpan(ctx, span, a.names.get(method, route), start)
+		ri := a.names.get(method, route)
+		ctx = a.startServerSpan(ctx, span, ri.name, start)
 		st.handler = logHandler{sink: a.sink, req: st}
 		c.Request = req.WithContext(context.WithValue(ctx, stateKey{}, st))
 
@@ -103,7 +105,7 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 			if p := recover(); p != nil {
 				span.SetStatus(codes.Error, fmt.Sprint("panic: ", p))
 				a.recordOutcome(&st.verdict, http.StatusInternalServerError, time.Since(start))
-				a.finish(c, st, method, route, http.StatusInternalServerError, start)
+				a.finish(c, st, ri, method, route, http.StatusInternalServerError, start)
 				panic(p)
 			}
 		}()
@@ -115,7 +117,7 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 			c.Next()
 			a.recordOutcome(&st.verdict, c.Writer.Status(), time.Since(start))
 		}
-		a.finish(c, st, method, route, c.Writer.Status(), start)
+		a.finish(c, st, ri, method, route, c.Writer.Status(), start)
 	}
 }
 
@@ -146,7 +148,7 @@ func clientAddress(c *gin.Context) string {
 
 // finish ends the span and records metrics, route figures and the access
 // log line.
-func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, status int, start time.Time) {
+func (a *Agent) finish(c *gin.Context, st *requestState, ri *routeInfo, method, route string, status int, start time.Time) {
 	span := st.span
 	span.method, span.route, span.path = method, route, c.Request.URL.Path
 	span.client, span.requestID, span.status = st.clientIP, st.requestID, status
@@ -164,7 +166,7 @@ func (a *Agent) finish(c *gin.Context, st *requestState, method, route string, s
 	span.endAt(end)
 
 	d := end.Sub(start)
-	a.metrics.observe(method, route, status, d)
+	a.metrics.observe(ri, method, route, status, d)
 	a.routes.Observe(method, route, status, d)
 	a.metrics.active.Dec()
 
@@ -228,30 +230,50 @@ func normalizeMethod(m string) string {
 	return "_OTHER"
 }
 
-// spanNames caches "METHOD /route" strings so that naming a span does not
-// allocate. Methods and routes are both bounded sets.
+// spanNames caches, per method and route, the span name ("METHOD
+// /route") and the duration histogram's children, so that a request
+// allocates nothing and hashes no label strings for them. The map is
+// copied on write and read without a lock: methods and routes are bounded
+// sets, written once each.
 type spanNames struct {
-	mu    sync.RWMutex
-	names map[[2]string]string
+	mu    sync.Mutex // serialises writers
+	names atomic.Pointer[map[[2]string]*routeInfo]
+}
+
+// routeInfo is what spanNames keeps for one method and route.
+type routeInfo struct {
+	name string
+	// observers holds the histogram children by status code (int ->
+	// prometheus.Observer).
+	observers sync.Map
 }
 
 const maxSpanNames = 4096
 
-func (n *spanNames) init() { n.names = make(map[[2]string]string) }
+func (n *spanNames) init() {
+	m := map[[2]string]*routeInfo{}
+	n.names.Store(&m)
+}
 
-func (n *spanNames) get(method, route string) string {
+func (n *spanNames) get(method, route string) *routeInfo {
 	k := [2]string{method, route}
-	n.mu.RLock()
-	s, ok := n.names[k]
-	n.mu.RUnlock()
-	if ok {
-		return s
+	if ri, ok := (*n.names.Load())[k]; ok {
+		return ri
 	}
-	s = method + " " + route
 	n.mu.Lock()
-	if len(n.names) < maxSpanNames {
-		n.names[k] = s
+	defer n.mu.Unlock()
+	old := *n.names.Load()
+	if ri, ok := old[k]; ok {
+		return ri
 	}
-	n.mu.Unlock()
-	return s
+	ri := &routeInfo{name: method + " " + route}
+	if len(old) < maxSpanNames {
+		m := make(map[[2]string]*routeInfo, len(old)+1)
+		for k, v := range old {
+			m[k] = v
+		}
+		m[k] = ri
+		n.names.Store(&m)
+	}
+	return ri
 }
