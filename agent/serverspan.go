@@ -164,17 +164,27 @@ func (s *serverSpan) SetStatus(code codes.Code, description string) {
 	}
 }
 
-// SetAttributes implements trace.Span; a key set again replaces its value.
-func (s *serverSpan) SetAttributes(kv ...attribute.KeyValue) {
+// lockLive locks s and returns its extras while it records and has not
+// ended; otherwise it returns nil, unlocked.
+func (s *serverSpan) lockLive() *spanExtra {
 	if !s.recording {
-		return
+		return nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.ended {
+		s.mu.Unlock()
+		return nil
+	}
+	return s.extras()
+}
+
+// SetAttributes implements trace.Span; a key set again replaces its value.
+func (s *serverSpan) SetAttributes(kv ...attribute.KeyValue) {
+	x := s.lockLive()
+	if x == nil {
 		return
 	}
-	x := s.extras()
+	defer s.mu.Unlock()
 	for _, a := range kv {
 		if !a.Valid() {
 			x.droppedAttrs++
@@ -204,16 +214,11 @@ func (s *serverSpan) AddEvent(name string, opts ...trace.EventOption) {
 		return
 	}
 	cfg := trace.NewEventConfig(opts...)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.addEventLocked(name, cfg)
-}
-
-func (s *serverSpan) addEventLocked(name string, cfg trace.EventConfig) {
-	if s.ended {
+	x := s.lockLive()
+	if x == nil {
 		return
 	}
-	x := s.extras()
+	defer s.mu.Unlock()
 	if len(x.events) >= maxSpanEvents {
 		x.droppedEvents++
 		return
@@ -223,15 +228,14 @@ func (s *serverSpan) addEventLocked(name string, cfg trace.EventConfig) {
 
 // AddLink implements trace.Span.
 func (s *serverSpan) AddLink(link trace.Link) {
-	if !s.recording || !link.SpanContext.IsValid() {
+	if !link.SpanContext.IsValid() {
 		return
 	}
-	s.mu.Lock()
+	x := s.lockLive()
+	if x == nil {
+		return
+	}
 	defer s.mu.Unlock()
-	if s.ended {
-		return
-	}
-	x := s.extras()
 	if len(x.links) >= maxSpanLinks {
 		x.droppedLinks++
 		return
