@@ -17,6 +17,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/controlplane/server"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/examples/shop/services"
@@ -65,23 +66,6 @@ func getJSON(t *testing.T, token, rawURL string, out any) int {
 	return resp.StatusCode
 }
 
-// eventually polls cond until it holds or the deadline passes. Export is
-// batched off the request path, so data arrives a moment after the request.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %s", what, within, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestOneRequestAcrossTheShop is the foundation's end-to-end promise: one
 // request through the gateway becomes one trace with spans from all four
 // services and log lines from each, all found by its request ID.
@@ -106,7 +90,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 	}
 
 	var traceID string
-	eventually(t, 20*time.Second, "trace found by request ID", func() (bool, string) {
+	await.Until(t, 20*time.Second, "trace found by request ID", func() (bool, string) {
 		var body struct{ Traces []store.TraceSummary }
 		getJSON(t, tok, d.URL+"/api/v1/traces?request_id="+url.QueryEscape(requestID), &body)
 		if len(body.Traces) != 1 {
@@ -117,7 +101,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 	})
 
 	want := []string{services.Gateway, services.Orders, services.Payments, services.Inventory}
-	eventually(t, 20*time.Second, "spans from all four services", func() (bool, string) {
+	await.Until(t, 20*time.Second, "spans from all four services", func() (bool, string) {
 		var body struct{ Spans []store.Span }
 		getJSON(t, tok, d.URL+"/api/v1/traces/"+traceID, &body)
 		seen := map[string]bool{}
@@ -140,7 +124,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 		return true, ""
 	})
 
-	eventually(t, 20*time.Second, "log lines from all four services", func() (bool, string) {
+	await.Until(t, 20*time.Second, "log lines from all four services", func() (bool, string) {
 		var body struct{ Logs []store.LogRecord }
 		getJSON(t, tok, d.URL+"/api/v1/logs?request_id="+url.QueryEscape(requestID), &body)
 		seen := map[string]bool{}
@@ -161,7 +145,7 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 		return true, ""
 	})
 
-	eventually(t, 10*time.Second, "every service reports heartbeats", func() (bool, string) {
+	await.Until(t, 10*time.Second, "every service reports heartbeats", func() (bool, string) {
 		var body struct {
 			Services []struct {
 				Name      string
@@ -220,14 +204,14 @@ func TestDegradeThroughTheAPI(t *testing.T) {
 
 	// The gateway answers orders' fallback.
 	var requestID string
-	eventually(t, 15*time.Second, "the gateway answers the fallback", func() (bool, string) {
+	await.Until(t, 15*time.Second, "the gateway answers the fallback", func() (bool, string) {
 		requestID = fmt.Sprintf("it-degrade-%d", time.Now().UnixNano())
 		code, got := gatewayGet(t, d, "/api/reports/daily", requestID)
 		return code == http.StatusOK && sameJSON(got, fallback), fmt.Sprintf("%d %s", code, got)
 	})
 
 	tok := viewerToken(t, d)
-	eventually(t, 20*time.Second, "the orders span names the rule", func() (bool, string) {
+	await.Until(t, 20*time.Second, "the orders span names the rule", func() (bool, string) {
 		var traces struct{ Traces []store.TraceSummary }
 		getJSON(t, tok, d.URL+"/api/v1/traces?request_id="+url.QueryEscape(requestID), &traces)
 		if len(traces.Traces) != 1 {
@@ -243,7 +227,7 @@ func TestDegradeThroughTheAPI(t *testing.T) {
 		}
 		return false, fmt.Sprintf("no orders server span among %d", len(spans.Spans))
 	})
-	eventually(t, 20*time.Second, "the orders log line names the rule", func() (bool, string) {
+	await.Until(t, 20*time.Second, "the orders log line names the rule", func() (bool, string) {
 		var logs struct{ Logs []store.LogRecord }
 		getJSON(t, tok, d.URL+"/api/v1/logs?request_id="+url.QueryEscape(requestID), &logs)
 		for _, l := range logs.Logs {
@@ -253,7 +237,7 @@ func TestDegradeThroughTheAPI(t *testing.T) {
 		}
 		return false, fmt.Sprintf("%d log lines: %+v", len(logs.Logs), logs.Logs)
 	})
-	eventually(t, 10*time.Second, "every orders instance reports the version", func() (bool, string) {
+	await.Until(t, 10*time.Second, "every orders instance reports the version", func() (bool, string) {
 		var body struct {
 			Services []struct {
 				Name      string

@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pilothouse/pilothouse/controlplane/dashboard"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
+	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/ui"
 )
@@ -129,23 +130,6 @@ func signIn(t *testing.T, ctx context.Context, d *demo.Demo, base string) {
 		chromedp.Submit(css("login-password")), chromedp.WaitVisible(css("header")))
 }
 
-// waitFor polls cond: telemetry is exported in batches off the request
-// path, so it reaches the store a moment after the request.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %s", what, within, state)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -213,7 +197,7 @@ func TestFollowAFailingRequest(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	waitFor(t, 30*time.Second, "a failed request and ours in the store", func() (bool, string) {
+	await.Until(t, 30*time.Second, "a failed request and ours in the store", func() (bool, string) {
 		failed, err := st.Traces(context.Background(), store.TraceFilter{Service: "gateway", Status: "error", Limit: 1})
 		if err != nil {
 			return false, err.Error()
@@ -224,7 +208,7 @@ func TestFollowAFailingRequest(t *testing.T) {
 		}
 		return len(failed) > 0 && len(ours) > 0 && len(ours[0].Services) == 4, fmt.Sprintf("%d failed, ours %v", len(failed), ours)
 	})
-	waitFor(t, 20*time.Second, "services on the overview", func() (bool, string) {
+	await.Until(t, 20*time.Second, "services on the overview", func() (bool, string) {
 		n := len(d.Server().Registry().Services(time.Now()))
 		return n == 4, fmt.Sprintf("%d services", n)
 	})
@@ -306,7 +290,7 @@ func TestLiveTail(t *testing.T) {
 	execPath := chromium(t)
 	d := startDemo(t)
 	base := dashboardURL(t, d)
-	waitFor(t, 30*time.Second, "logs in the store", func() (bool, string) {
+	await.Until(t, 30*time.Second, "logs in the store", func() (bool, string) {
 		logs, err := d.Server().Store().Logs(context.Background(), store.LogFilter{Limit: 1})
 		return err == nil && len(logs) > 0, fmt.Sprint(err)
 	})

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pilothouse/pilothouse/controlplane/dashboard"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
+	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/ui"
 )
 
@@ -36,7 +37,7 @@ func TestDegradeFromThePolicyTab(t *testing.T) {
 	d := startDemo(t)
 	base := policyDashboardURL(t, d)
 	pol := d.Server().Policies()
-	waitFor(t, 20*time.Second, "orders on the registry", func() (bool, string) {
+	await.Until(t, 20*time.Second, "orders on the registry", func() (bool, string) {
 		n := len(d.Server().Registry().Instances("orders", time.Now()))
 		return n > 0, fmt.Sprintf("%d orders instances", n)
 	})
@@ -99,7 +100,7 @@ func TestDegradeFromThePolicyTab(t *testing.T) {
 		}
 		t.Fatalf("orders instances did not report version %d within 15s", on.Version)
 	}
-	waitFor(t, 15*time.Second, "the gateway answers the orders fallback", func() (bool, string) {
+	await.Until(t, 15*time.Second, "the gateway answers the orders fallback", func() (bool, string) {
 		start := time.Now()
 		resp, err := http.Get(d.GatewayURL() + "/api/reports/daily")
 		if err != nil {

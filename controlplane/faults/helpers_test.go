@@ -118,22 +118,6 @@ func getJSON(t *testing.T, token, url string, out any) int {
 	return code
 }
 
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		ok, state := cond()
-		if ok {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("%s: not true after %s: %s", what, within, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // loadResult is what a steady load on the shop saw.
 type loadResult struct {
 	sent      int

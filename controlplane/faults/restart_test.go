@@ -9,6 +9,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
+	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/examples/shop/services"
 )
@@ -68,7 +69,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		t.Fatalf("gateway: %v", err)
 	}
 	resp.Body.Close()
-	eventually(t, resumeBy-time.Since(restarted), "spans of a request made after the restart", func() (bool, string) {
+	await.Until(t, resumeBy-time.Since(restarted), "spans of a request made after the restart", func() (bool, string) {
 		var out struct {
 			Traces []struct {
 				SpanCount int `json:"span_count"`
@@ -87,7 +88,7 @@ func TestControlPlaneRestart(t *testing.T) {
 		t.Fatalf("PUT policy: got %d %s, want 200", code, out)
 	}
 	want := d.Server().Policies().Current("orders").Version
-	eventually(t, resumeBy-time.Since(restarted), "orders agent applies the new policy", func() (bool, string) {
+	await.Until(t, resumeBy-time.Since(restarted), "orders agent applies the new policy", func() (bool, string) {
 		svc, ok := d.Server().Registry().Service("orders", time.Now())
 		return ok && allOnVersion(svc, want), fmt.Sprintf("want version %d, instances %+v", want, svc.Instances)
 	})
@@ -118,7 +119,7 @@ func allOnVersion(svc registry.Service, v int64) bool {
 // waitServices waits until the registry lists every shop service.
 func waitServices(t *testing.T, base, token string, within time.Duration) {
 	t.Helper()
-	eventually(t, within, "every shop service beating", func() (bool, string) {
+	await.Until(t, within, "every shop service beating", func() (bool, string) {
 		var out struct {
 			Services []struct {
 				Name string `json:"name"`
