@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -213,7 +214,7 @@ func DecodePolicy(r io.Reader) (Policy, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return p, decodeError(err)
+		return p, decodeError(err, data)
 	}
 	if dec.More() {
 		return p, FieldError{"", "unexpected data after the policy document"}
@@ -221,14 +222,18 @@ func DecodePolicy(r io.Reader) (Policy, error) {
 	return p, p.Validate()
 }
 
-// decodeError turns encoding/json errors into field errors where it can.
-func decodeError(err error) error {
+// decodeError turns encoding/json errors into field errors where it can;
+// an unknown field is named by its path in data.
+func decodeError(err error, data []byte) error {
 	var te *json.UnmarshalTypeError
 	if ok := asErr(err, &te); ok {
 		return FieldError{te.Field, "must be " + te.Type.String()}
 	}
 	msg := err.Error()
 	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		if path, found := unknownFieldPath(data, reflect.TypeFor[Policy]()); found {
+			return FieldError{path, "unknown field"}
+		}
 		return FieldError{strings.Trim(f, `"`), "unknown field"}
 	}
 	return FieldError{"", "not valid JSON: " + msg}

@@ -33,7 +33,10 @@ func TestDecodePolicyErrors(t *testing.T) {
 		wantField string
 	}{
 		{name: "unknown field", doc: `{"service":"a","rate_limitz":[]}`, wantField: "rate_limitz"},
-		{name: "unknown nested field", doc: `{"service":"a","rate_limits":[{"id":"x","rate":1,"bogus":1}]}`, wantField: "bogus"},
+		{name: "unknown nested field", doc: `{"service":"a","rate_limits":[{"id":"x","rate":1,"bogus":1}]}`, wantField: "rate_limits[0].bogus"},
+		{name: "unknown field in second rule", doc: `{"service":"a","degradations":[{"id":"x","enabled":true},{"id":"y","enabeld":true}]}`, wantField: "degradations[1].enabeld"},
+		{name: "unknown field deep", doc: `{"service":"a","degradations":[{"id":"x","fallback":{"status":503,"bdy":"x"}}]}`, wantField: "degradations[0].fallback.bdy"},
+		{name: "unknown field after known case-folded one", doc: `{"service":"a","Rate_Limits":[{"ID":"x","rate":1,"nope":2}]}`, wantField: "Rate_Limits[0].nope"},
 		{name: "wrong type", doc: `{"service":"a","rate_limits":[{"id":"x","rate":"fast"}]}`, wantField: "rate_limits.rate"},
 		{name: "missing service", doc: `{}`, wantField: "service"},
 		{name: "zero rate", doc: `{"service":"a","rate_limits":[{"id":"x","rate":0}]}`, wantField: "rate_limits[0].rate"},
