@@ -21,6 +21,17 @@
 // the agent's own Prometheus registry, exposed by MetricsHandler; the host's
 // default registry and the OpenTelemetry globals are left alone.
 //
+// # Spans
+//
+// Client spans (Transport) and spans the host starts from TracerProvider
+// are OpenTelemetry SDK spans. The middleware's server span is the
+// agent's own trace.Span: the SDK's sampler decides it and
+// trace.SpanFromContext returns it, so handlers add attributes and events
+// and start children as usual, but its request attributes are plain fields
+// encoded straight to OTLP, which costs a fraction of an SDK span. Span
+// processors added with WithSpanProcessor receive it when it ends (OnEnd,
+// as an SDK ReadOnlySpan), not when it starts.
+//
 // # Policy
 //
 // With a control plane configured the agent long-polls it for its
