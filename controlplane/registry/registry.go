@@ -411,7 +411,6 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 	}
 	r.pruneLocked(svc, now)
 	s := Service{Name: name}
-	down, degraded := 0, 0
 	rules := map[[2]string]uint64{}
 	for _, in := range svc.instances {
 		c := *in
@@ -419,12 +418,6 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 		c.Rules = append([]wire.RuleStats(nil), in.Rules...)
 		c.Breakers = append([]wire.BreakerStatus(nil), in.Breakers...)
 		c.Health = instanceHealth(in, now)
-		switch c.Health {
-		case Down:
-			down++
-		case Degraded:
-			degraded++
-		}
 		if c.LastSeen.After(s.LastHeartbeat) {
 			s.LastHeartbeat = c.LastSeen
 		}
@@ -447,14 +440,7 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 	})
 	s.BreakerEvents = append([]BreakerEvent(nil), svc.events...)
 	sort.Slice(s.Instances, func(i, j int) bool { return s.Instances[i].ID < s.Instances[j].ID })
-	switch {
-	case down == len(s.Instances):
-		s.Health = Down
-	case down > 0 || degraded > 0:
-		s.Health = Degraded
-	default:
-		s.Health = Healthy
-	}
+	s.Health = ServiceHealth(s.Instances)
 	s.Routes = r.routesLocked(svc, now)
 	s.Series = r.seriesLocked(svc, now)
 	rate := r.windowLocked(svc, now, r.opts.RateWindow)
@@ -464,6 +450,28 @@ func (r *Registry) serviceLocked(name string, svc *serviceState, now time.Time) 
 		s.P95 = rate.percentile(rate.p95w)
 	}
 	return s, true
+}
+
+// ServiceHealth is a service's health from its instances': Down when
+// every instance is down (or there is none), Degraded when some are down
+// or degraded, else Healthy.
+func ServiceHealth(instances []Instance) Health {
+	down, degraded := 0, 0
+	for _, in := range instances {
+		switch in.Health {
+		case Down:
+			down++
+		case Degraded:
+			degraded++
+		}
+	}
+	switch {
+	case down == len(instances):
+		return Down
+	case down > 0 || degraded > 0:
+		return Degraded
+	}
+	return Healthy
 }
 
 // observed is how much of window the registry has seen of svc, so that

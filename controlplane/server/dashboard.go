@@ -10,7 +10,6 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/dashboard"
 	"github.com/pilothouse/pilothouse/controlplane/policy"
-	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/ui"
 )
@@ -35,7 +34,7 @@ func csrfToken(r *http.Request) string { return auth.CSRFToken(r.Context()) }
 // mountDashboard serves the UI, with its policy pages, on every path the
 // API does not claim. Policy changes made there are audited like those
 // made through the API.
-func mountDashboard(mux *http.ServeMux, st *store.Store, reg *registry.Registry, pol PolicyStore, g *gate, cfg Config) {
+func mountDashboard(mux *http.ServeMux, st *store.Store, reg dashboard.Registry, pol PolicyStore, g *gate, cfg Config) {
 	src := dashboard.New(st, reg, dashboard.WithPolicies(pol), dashboard.WithPolicyChanged(g.auditDashboardChange))
 	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithAdmin(isAdmin), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken),
 		ui.WithAlerts(dashboard.StoreAlerts(st))}

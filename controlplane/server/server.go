@@ -29,6 +29,7 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/audit"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/auth/console"
+	"github.com/pilothouse/pilothouse/controlplane/consul"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
 	"github.com/pilothouse/pilothouse/controlplane/policyapi"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
@@ -119,6 +120,9 @@ type Server struct {
 
 	// engines are the optional log and trace backends (engines.go).
 	engines engines
+	// catalog mirrors Consul's catalog when Config.Consul is set
+	// (cluster.go).
+	catalog *consul.Catalog
 }
 
 // New opens the store and builds the HTTP handler.
@@ -217,7 +221,13 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
-	api.New(reader, s.registry, cfg.Now, cfg.Logger).Register(mux)
+	instances, err := s.startCatalog()
+	if err != nil {
+		s.closeEngines(context.Background())
+		s.closeStores()
+		return nil, err
+	}
+	api.New(reader, instances, cfg.Now, cfg.Logger).Register(mux)
 	policyapi.New(policyCfg).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{Registry: s.metrics}))
 	mux.HandleFunc("GET /healthz", s.healthz)
@@ -228,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 			return err == nil && open
 		},
 	}).Register(mux)
-	mountDashboard(mux, st, s.registry, pol, g, cfg)
+	mountDashboard(mux, st, instances, pol, g, cfg)
 	s.handler = g.wrap(mux)
 	return s, nil
 }
@@ -315,6 +325,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		end.Stop()
 	}
 	s.endRequests()
+	errs = append(errs, s.closeCatalog())
 	errs = append(errs, s.closeEngines(ctx))
 	errs = append(errs, s.closeStores())
 	return errors.Join(errs...)

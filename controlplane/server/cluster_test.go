@@ -1,0 +1,109 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pilothouse/pilothouse/agent/consulreg"
+	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/consul"
+	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
+	"github.com/pilothouse/pilothouse/controlplane/internal/await"
+)
+
+// servicesHealth reads GET /api/v1/services as service -> instance ID ->
+// health.
+func servicesHealth(t *testing.T, url, token string) map[string]map[string]string {
+	t.Helper()
+	code, body := get(t, url+"/api/v1/services", token)
+	if code != 200 {
+		t.Fatalf("GET /api/v1/services: got %d %s, want 200", code, body)
+	}
+	var resp struct {
+		Services []struct {
+			Name      string `json:"name"`
+			Instances []struct {
+				ID     string `json:"id"`
+				Health string `json:"health"`
+			} `json:"instances"`
+		} `json:"services"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatalf("decode services: %v", err)
+	}
+	out := map[string]map[string]string{}
+	for _, s := range resp.Services {
+		out[s.Name] = map[string]string{}
+		for _, in := range s.Instances {
+			out[s.Name][in.ID] = in.Health
+		}
+	}
+	return out
+}
+
+// register registers an instance in Consul through the agent's consulreg
+// with a TTL check that health feeds, and deregisters it when the test
+// ends.
+func register(t *testing.T, consulAddr string, cfg consulreg.Config) {
+	t.Helper()
+	cfg.ConsulAddress = consulAddr
+	cfg.Address = "127.0.0.1"
+	cfg.TTL = 5 * time.Second
+	reg, err := consulreg.Register(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("register %s: %v", cfg.ID, err)
+	}
+	t.Cleanup(func() { reg.Close() })
+}
+
+// TestCatalogInstancesMerged: with Config.Consul, an instance registered
+// in Consul (no heartbeats) is listed by /api/v1/services and on the
+// dashboard's service page with Consul's health, and a heartbeat
+// instance Consul calls critical shows down.
+func TestCatalogInstancesMerged(t *testing.T) {
+	c := consultest.Start(t)
+	url, srv := startReplica(t, c.Addr)
+	viewer := apiToken(t, srv, auth.RoleViewer)
+
+	if code := post(t, url+"/api/v1/agents/heartbeat", "", heartbeatOrders); code != 200 {
+		t.Fatalf("heartbeat: got %d, want 200", code)
+	}
+	register(t, c.Addr, consulreg.Config{Service: "inventory", ID: "inventory-consul-1", Port: 9301,
+		Meta: map[string]string{consul.MetaInstance: "inventory-7f3", consul.MetaVersion: "v3"}})
+	register(t, c.Addr, consulreg.Config{Service: "orders", ID: "orders-consul-1", Port: 9302,
+		Meta:   map[string]string{consul.MetaInstance: "orders-1"},
+		Health: func() error { return errors.New("database unreachable") }})
+
+	await.Until(t, 20*time.Second, "catalog instances in /api/v1/services", func() (bool, string) {
+		got := servicesHealth(t, url, viewer)
+		return got["inventory"]["inventory-7f3"] == "healthy" && got["orders"]["orders-1"] == "down", fmt.Sprint(got)
+	})
+
+	code, page := get(t, url+"/services/inventory", viewer)
+	if code != 200 || !strings.Contains(page, `data-instance="inventory-7f3"`) {
+		t.Errorf("service page of inventory: got %d, want 200 listing instance inventory-7f3", code)
+	}
+	code, page = get(t, url+"/", viewer)
+	if code != 200 || !strings.Contains(page, "/services/inventory") {
+		t.Errorf("overview: got %d, want 200 linking the Consul-only service inventory", code)
+	}
+}
+
+// TestWithoutConsulHeartbeatsOnly: without Consul the API lists the
+// heartbeat registry as before.
+func TestWithoutConsulHeartbeatsOnly(t *testing.T) {
+	url, srv := start(t, t.TempDir(), "")
+	defer stop(t, srv)
+	if code := post(t, url+"/api/v1/agents/heartbeat", "", heartbeatOrders); code != 200 {
+		t.Fatalf("heartbeat: got %d, want 200", code)
+	}
+	got := servicesHealth(t, url, apiToken(t, srv, auth.RoleViewer))
+	if len(got) != 1 || len(got["orders"]) != 1 {
+		t.Errorf("services: got %v, want only orders with orders-1", got)
+	}
+}
