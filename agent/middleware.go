@@ -31,8 +31,11 @@ const requestIDKey = "X-Request-Id"
 type stateKey struct{}
 
 // requestState is what the middleware keeps for one request; it is found
-// through the request context by Logger and Transport.
+// through the request context by Logger and Transport. It is itself the
+// request's context (its parent carries the span), which saves the
+// allocation of a context.WithValue node per request.
 type requestState struct {
+	context.Context
 	requestID string
 	clientIP  string
 	span      *serverSpan // &spanData
@@ -41,6 +44,15 @@ type requestState struct {
 	logger    slog.Logger // valid once hasLogger
 	hasLogger bool
 	verdict   verdict
+}
+
+// Value implements context.Context: the state under stateKey, the
+// parent's values otherwise.
+func (st *requestState) Value(key any) any {
+	if key == (stateKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *requestState {
@@ -99,7 +111,8 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		ri := a.names.get(method, route)
 		ctx = a.startServerSpan(ctx, span, ri.name, start)
 		st.handler = logHandler{sink: a.sink, req: st}
-		c.Request = req.WithContext(context.WithValue(ctx, stateKey{}, st))
+		st.Context = ctx
+		c.Request = req.WithContext(st)
 
 		defer func() {
 			if p := recover(); p != nil {
