@@ -1,6 +1,6 @@
 // Command controlplane is the Pilothouse control plane.
 //
-//	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data] [--consul 127.0.0.1:8500]
+//	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data] [--consul 127.0.0.1:8500] [--policy-history 200] [--metrics-token ...]
 //	go run ./controlplane demo  [--addr 127.0.0.1:7070] [--rate 8]
 //	go run ./controlplane policy get|diff|apply ...
 //
@@ -118,7 +118,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var c commonFlags
 	c.register(fs)
-	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas (token from CONSUL_HTTP_TOKEN)")
+	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas, list Consul's catalog with the heartbeat instances, and run the leader-only jobs on one replica (token from CONSUL_HTTP_TOKEN)")
+	policyHistory := fs.Int("policy-history", server.DefaultPolicyHistory, "with --consul: policy versions kept per service in Consul KV (the leader deletes older ones; the current one is always kept)")
 	lokiURL := fs.String("loki-url", "", "Loki base URL (http://loki:3100): forward received logs there too")
 	otlpForward := fs.String("otlp-forward-url", "", "OTLP/HTTP endpoint (http://collector:4318): forward received spans there too")
 	traceBackend := fs.String("trace-backend", "jaeger", "kind of --trace-backend-url: jaeger or tempo")
@@ -139,7 +140,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	url := c.scheme() + ln.Addr().String()
 	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr,
-		LokiURL: *lokiURL, OTLPForwardURL: *otlpForward,
+		PolicyHistory: *policyHistory,
+		LokiURL:       *lokiURL, OTLPForwardURL: *otlpForward,
 		TraceBackend: tracebackend.Kind(*traceBackend), TraceBackendURL: *traceBackendURL})
 	if err != nil {
 		ln.Close()
@@ -153,7 +155,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  traces:     also to %s\n", *otlpForward)
 	}
 	if *consulAddr != "" {
-		fmt.Fprintf(stdout, "  policies:   Consul KV at %s\n", *consulAddr)
+		fmt.Fprintf(stdout, "  policies:   Consul KV at %s (newest %d versions per service)\n", *consulAddr, *policyHistory)
+		fmt.Fprintf(stdout, "  instances:  heartbeats and Consul's catalog; leader-only jobs by Consul lock\n")
 	}
 	if pw := srv.InitialAdminPassword(); pw != "" {
 		fmt.Fprintf(stdout, "  login:      %s / %s   (generated once; not stored in clear, change it or keep it safe)\n", auth.AdminName, pw)

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/agent/consulreg"
+	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/consul"
 	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
 	"github.com/pilothouse/pilothouse/controlplane/internal/await"
+	"github.com/pilothouse/pilothouse/controlplane/policy"
 )
 
 // servicesHealth reads GET /api/v1/services as service -> instance ID ->
@@ -95,15 +97,93 @@ func TestCatalogInstancesMerged(t *testing.T) {
 }
 
 // TestWithoutConsulHeartbeatsOnly: without Consul the API lists the
-// heartbeat registry as before.
+// heartbeat registry as before, and the process is the leader.
 func TestWithoutConsulHeartbeatsOnly(t *testing.T) {
 	url, srv := start(t, t.TempDir(), "")
 	defer stop(t, srv)
 	if code := post(t, url+"/api/v1/agents/heartbeat", "", heartbeatOrders); code != 200 {
 		t.Fatalf("heartbeat: got %d, want 200", code)
 	}
-	got := servicesHealth(t, url, apiToken(t, srv, auth.RoleViewer))
+	viewer := apiToken(t, srv, auth.RoleViewer)
+	got := servicesHealth(t, url, viewer)
 	if len(got) != 1 || len(got["orders"]) != 1 {
 		t.Errorf("services: got %v, want only orders with orders-1", got)
+	}
+	if !leaderOf(t, url, viewer) {
+		t.Error("leader: got false, want true (one process runs every job)")
+	}
+}
+
+// leaderOf reads the leader flag of /healthz and the pilothouse_leader
+// gauge of /metrics; it fails the test when they disagree.
+func leaderOf(t *testing.T, url, viewer string) bool {
+	t.Helper()
+	code, body := get(t, url+"/healthz", "")
+	var health struct {
+		Leader bool `json:"leader"`
+	}
+	if err := json.Unmarshal([]byte(body), &health); code != 200 || err != nil {
+		t.Fatalf("healthz: got %d %s", code, body)
+	}
+	code, metrics := get(t, url+"/metrics", viewer)
+	want := "pilothouse_leader 0"
+	if health.Leader {
+		want = "pilothouse_leader 1"
+	}
+	if code != 200 || !strings.Contains(metrics, want+"\n") {
+		t.Fatalf("metrics: got %d, want a line %q (healthz leader %v)", code, want, health.Leader)
+	}
+	return health.Leader
+}
+
+// TestOneLeaderCompactsPolicyHistory: of two replicas on one Consul
+// exactly one leads; when it stops the other takes over, and as leader
+// trims the shared policy history to Config.PolicyHistory versions.
+func TestOneLeaderCompactsPolicyHistory(t *testing.T) {
+	c := consultest.Start(t)
+	const keep = 3
+	urlA, srvA := startReplicaWith(t, Config{Consul: c.Addr, PolicyHistory: keep})
+	urlB, srvB := startReplicaWith(t, Config{Consul: c.Addr, PolicyHistory: keep})
+	viewerA, viewerB := apiToken(t, srvA, auth.RoleViewer), apiToken(t, srvB, auth.RoleViewer)
+
+	var leader, follower *Server
+	var followerURL, followerViewer string
+	await.Until(t, 20*time.Second, "exactly one leader", func() (bool, string) {
+		a, b := leaderOf(t, urlA, viewerA), leaderOf(t, urlB, viewerB)
+		switch {
+		case a && !b:
+			leader, follower, followerURL, followerViewer = srvA, srvB, urlB, viewerB
+		case b && !a:
+			leader, follower, followerURL, followerViewer = srvB, srvA, urlA, viewerA
+		default:
+			return false, fmt.Sprintf("A leads %v, B leads %v", a, b)
+		}
+		return true, ""
+	})
+
+	// Writes on the follower land in the shared history; compaction runs
+	// when a replica becomes the leader (and every CompactEvery).
+	ctx := context.Background()
+	by := policy.Author{Actor: "alice", Reason: "test"}
+	for v := range int64(keep + 3) {
+		p := wire.Policy{Service: "orders", Degradations: []wire.DegradationRule{{RuleMeta: wire.RuleMeta{ID: "reports-off"},
+			Match: wire.Match{Route: "/reports/daily"}, Enabled: v%2 == 0, Fallback: wire.Response{Status: 503}}}}
+		if _, err := follower.Policies().Put(ctx, p, v, by); err != nil {
+			t.Fatalf("put version %d: %v", v+1, err)
+		}
+	}
+	stop(t, leader)
+	await.Until(t, 20*time.Second, "the follower takes over", func() (bool, string) {
+		return leaderOf(t, followerURL, followerViewer), "not leading"
+	})
+	await.Until(t, 20*time.Second, "history compacted", func() (bool, string) {
+		hist, err := follower.Policies().History(ctx, "orders", 0)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(hist) == keep && hist[0].Version == keep+3, fmt.Sprintf("%d versions, newest %d", len(hist), hist[0].Version)
+	})
+	if got := follower.Policies().Current("orders").Version; got != keep+3 {
+		t.Errorf("head: got version %d, want %d", got, keep+3)
 	}
 }

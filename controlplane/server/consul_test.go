@@ -24,8 +24,15 @@ import (
 // policies live in the Consul agent at consulAddr.
 func startReplica(tb testing.TB, consulAddr string) (string, *Server) {
 	tb.Helper()
-	srv, err := New(Config{DataDir: tb.TempDir(), Consul: consulAddr, AdminPassword: testAdminPassword,
-		Auth: auth.Config{BcryptCost: bcrypt.MinCost}})
+	return startReplicaWith(tb, Config{Consul: consulAddr})
+}
+
+// startReplicaWith is startReplica with cfg, whose data directory, admin
+// password and hashing cost it fills in.
+func startReplicaWith(tb testing.TB, cfg Config) (string, *Server) {
+	tb.Helper()
+	cfg.DataDir, cfg.AdminPassword, cfg.Auth = tb.TempDir(), testAdminPassword, auth.Config{BcryptCost: bcrypt.MinCost}
+	srv, err := New(cfg)
 	if err != nil {
 		tb.Fatalf("new server: %v", err)
 	}

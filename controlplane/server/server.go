@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,6 +89,13 @@ type Config struct {
 	// traces from as well as the store.
 	TraceBackend    tracebackend.Kind
 	TraceBackendURL string
+	// PolicyHistory is how many policy versions per service the leader
+	// keeps in Consul KV (the head is always kept); 0 means
+	// DefaultPolicyHistory. Only used with Consul.
+	PolicyHistory int
+	// CompactEvery is how often the leader compacts the policy history;
+	// 0 means DefaultCompactEvery. Only used with Consul.
+	CompactEvery time.Duration
 	// ReadTimeout bounds reading a whole request, body included, against
 	// slow clients; 0 means DefaultReadTimeout. OTLP ingest has its own,
 	// shorter bound (ingest.DefaultReadTimeout).
@@ -123,6 +131,10 @@ type Server struct {
 	// catalog mirrors Consul's catalog when Config.Consul is set
 	// (cluster.go).
 	catalog *consul.Catalog
+	// lead runs the leader-only jobs (leader.go); leading is true while
+	// this replica holds the Consul lock.
+	lead    leadership
+	leading atomic.Bool
 }
 
 // New opens the store and builds the HTTP handler.
@@ -138,6 +150,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ReadTimeout <= 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.PolicyHistory <= 0 {
+		cfg.PolicyHistory = DefaultPolicyHistory
+	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = DefaultCompactEvery
 	}
 	st, err := store.Open(cfg.DataDir, cfg.Store)
 	if err != nil {
@@ -240,6 +258,7 @@ func New(cfg Config) (*Server, error) {
 	}).Register(mux)
 	mountDashboard(mux, st, instances, pol, g, cfg)
 	s.handler = g.wrap(mux)
+	s.startLeadership()
 	return s, nil
 }
 
@@ -325,6 +344,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		end.Stop()
 	}
 	s.endRequests()
+	errs = append(errs, s.stopLeadership(ctx))
 	errs = append(errs, s.closeCatalog())
 	errs = append(errs, s.closeEngines(ctx))
 	errs = append(errs, s.closeStores())
@@ -332,7 +352,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "store": s.store.Stats()})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "store": s.store.Stats(), "leader": s.Leader()})
 }
 
 func (s *Server) registerStoreMetrics() {
