@@ -32,6 +32,8 @@ import (
 // Environment variables read by the control plane.
 const (
 	EnvAgentToken = "PILOTHOUSE_AGENT_TOKEN"
+	// EnvMetricsToken is the bearer token that opens GET /metrics only.
+	EnvMetricsToken = "PILOTHOUSE_METRICS_TOKEN"
 	// EnvAdminPassword is the first admin's password (auth.EnvAdminPassword).
 	EnvAdminPassword = auth.EnvAdminPassword
 )
@@ -120,6 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c.register(fs)
 	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas, list Consul's catalog with the heartbeat instances, and run the leader-only jobs on one replica (token from CONSUL_HTTP_TOKEN)")
 	policyHistory := fs.Int("policy-history", server.DefaultPolicyHistory, "with --consul: policy versions kept per service in Consul KV (the leader deletes older ones; the current one is always kept)")
+	metricsToken := fs.String("metrics-token", os.Getenv(EnvMetricsToken), "bearer token that opens GET /metrics and nothing else, for Prometheus (env "+EnvMetricsToken+"); viewers may read /metrics too")
 	lokiURL := fs.String("loki-url", "", "Loki base URL (http://loki:3100): forward received logs there too")
 	otlpForward := fs.String("otlp-forward-url", "", "OTLP/HTTP endpoint (http://collector:4318): forward received spans there too")
 	traceBackend := fs.String("trace-backend", "jaeger", "kind of --trace-backend-url: jaeger or tempo")
@@ -140,8 +143,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	url := c.scheme() + ln.Addr().String()
 	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr,
-		PolicyHistory: *policyHistory,
-		LokiURL:       *lokiURL, OTLPForwardURL: *otlpForward,
+		PolicyHistory: *policyHistory, MetricsToken: *metricsToken,
+		LokiURL: *lokiURL, OTLPForwardURL: *otlpForward,
 		TraceBackend: tracebackend.Kind(*traceBackend), TraceBackendURL: *traceBackendURL})
 	if err != nil {
 		ln.Close()

@@ -139,7 +139,7 @@ func TestPrometheusConfig(t *testing.T) {
 		t.Fatalf("jobs: got %v, want pilothouse-controlplane (the dashboards select it)", jobs)
 	}
 	if f := cfg.ScrapeConfigs[cp].Authorization["credentials_file"]; f == nil {
-		t.Errorf("control plane job: got no bearer credentials_file, want one (/metrics needs a viewer token)")
+		t.Errorf("control plane job: got no bearer credentials_file, want one (/metrics needs the control plane's --metrics-token)")
 	}
 	ag, ok := jobs["pilothouse-agents"]
 	if !ok {

@@ -38,8 +38,10 @@ func TestRealPrometheusScrapes(t *testing.T) {
 	}
 	dir := t.TempDir()
 
-	// A control plane and a viewer token for the scrape.
-	cp, err := server.New(server.Config{DataDir: filepath.Join(dir, "cp"), AdminPassword: "admin-password-for-tests", Auth: auth.Config{BcryptCost: bcrypt.MinCost}})
+	// A control plane whose metrics token opens /metrics for the scrape.
+	const token = "prometheus-scrape-token-for-tests"
+	cp, err := server.New(server.Config{DataDir: filepath.Join(dir, "cp"), AdminPassword: "admin-password-for-tests", Auth: auth.Config{BcryptCost: bcrypt.MinCost},
+		MetricsToken: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +51,6 @@ func TestRealPrometheusScrapes(t *testing.T) {
 		defer cancel()
 		cp.Shutdown(ctx)
 	}()
-	token, _, err := cp.Auth().CreateToken(context.Background(), auth.NewToken{Kind: auth.KindAPI, Name: "prometheus", Role: auth.RoleViewer, CreatedBy: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)

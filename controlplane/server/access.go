@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,7 +90,10 @@ type gate struct {
 	metrics  *auth.Metrics
 	throttle *audit.Throttle
 	now      func() time.Time
-	log      interface {
+	// metricsToken, when not empty, opens GET /metrics and nothing else
+	// (Config.MetricsToken).
+	metricsToken []byte
+	log          interface {
 		Error(msg string, args ...any)
 	}
 }
@@ -118,6 +122,10 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 			return
 		}
 		securityHeaders(w.Header())
+		if g.metricsScrape(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		id, err := g.store.Identify(r)
 		if err != nil {
 			if !auth.IsAuthError(err) {
@@ -155,6 +163,18 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
 	})
+}
+
+// metricsScrape reports whether r reads /metrics with the metrics token.
+// The token is compared in constant time; any other path (even one that
+// cleans to /metrics) or method, or another bearer, goes through the
+// ordinary checks.
+func (g *gate) metricsScrape(r *http.Request) bool {
+	if len(g.metricsToken) == 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead) || r.URL.Path != "/metrics" {
+		return false
+	}
+	tok, ok := auth.Bearer(r)
+	return ok && subtle.ConstantTimeCompare([]byte(tok), g.metricsToken) == 1
 }
 
 func (g *gate) unauthenticated(w http.ResponseWriter, r *http.Request, err error) {

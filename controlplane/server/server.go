@@ -60,6 +60,11 @@ type Config struct {
 	// AgentToken, when set, is a shared token agents may present on the
 	// agent endpoints (named agent tokens work too).
 	AgentToken string
+	// MetricsToken, when set, is a bearer token that opens GET /metrics
+	// and nothing else, for Prometheus to scrape with (`authorization:
+	// credentials_file`) instead of a viewer API token. Any viewer may
+	// still read /metrics.
+	MetricsToken string
 	// AdminPassword is the first admin's password, used only when there
 	// are no users yet; empty generates one (see InitialAdminPassword).
 	AdminPassword string
@@ -201,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 	g := &gate{
 		store: users, agents: auth.NewAgentAuthenticator(users, cfg.AgentToken), audit: auditLog,
 		metrics: authMetrics, throttle: audit.NewThrottle(time.Minute, 10000), now: cfg.Now, log: cfg.Logger,
+		metricsToken: []byte(cfg.MetricsToken),
 	}
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerStoreMetrics()
