@@ -62,6 +62,9 @@ type logSink struct {
 	instance string
 	level    slog.Level
 
+	// serviceJSON is `,"service":…,"instance":…`, encoded once.
+	serviceJSON []byte
+
 	mu      sync.Mutex // serialises writes to w
 	w       io.Writer
 	discard bool
@@ -80,6 +83,8 @@ func newLogSink(a *Agent, cfg config) *logSink {
 		w:        cfg.localLog,
 		discard:  cfg.localLog == nil || cfg.localLog == io.Discard,
 	}
+	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"service":`...), s.service)
+	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"instance":`...), s.instance)
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if cfg.controlPlane != "" {
 		exp := newLogExporter(a.service, cfg)
@@ -178,10 +183,7 @@ func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID 
 	b = appendJSONString(b, r.Level.String())
 	b = append(b, `,"msg":`...)
 	b = appendJSONString(b, r.Message)
-	b = append(b, `,"service":`...)
-	b = appendJSONString(b, h.sink.service)
-	b = append(b, `,"instance":`...)
-	b = appendJSONString(b, h.sink.instance)
+	b = append(b, h.sink.serviceJSON...)
 	if requestID != "" {
 		b = append(b, `,"request_id":`...)
 		b = appendJSONString(b, requestID)

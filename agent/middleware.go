@@ -128,7 +128,9 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 			answer(c, &st.verdict)
 		} else {
 			c.Next()
-			a.recordOutcome(&st.verdict, c.Writer.Status(), time.Since(start))
+			if st.verdict.nAdmitted > 0 { // a breaker admitted it: the only reader of this clock
+				a.recordOutcome(&st.verdict, c.Writer.Status(), time.Since(start))
+			}
 		}
 		a.finish(c, st, ri, method, route, c.Writer.Status(), start)
 	}
