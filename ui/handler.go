@@ -416,13 +416,17 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 	filters := logFilterValues(form)
 	p.Lines = lines
 	p.Filtered = len(filters) > 0
-	p.FirstPage = q.BeforeSeq == 0
+	// Lines without a Seq come from a log engine (Loki) that has no
+	// cursor: a live tail or an older page after them would repeat them,
+	// so the page offers neither, only a reload (Newest).
+	cursor := len(lines) == 0 || maxSeq(lines) > 0
+	p.FirstPage = q.BeforeSeq == 0 && cursor
 	p.Live = p.FirstPage && v.Get("live") != "0"
 	p.NewestURL = "/logs?" + filters.Encode()
 	p.ResumeURL = p.NewestURL
 	p.PauseURL = "/logs?" + withParam(filters, "live", "0")
 	p.StreamURL = "/logs/stream?" + withParam(filters, "after", strconv.FormatInt(maxSeq(lines), 10))
-	if len(lines) == q.Limit && len(lines) > 0 {
+	if cursor && len(lines) == q.Limit && len(lines) > 0 {
 		older := filters
 		if v.Get("live") == "0" {
 			older = url.Values{}

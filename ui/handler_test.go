@@ -434,3 +434,25 @@ func TestStaticAndOptions(t *testing.T) {
 		t.Errorf("CSP: got %q", got)
 	}
 }
+
+// TestLogsWithoutCursor: lines without a Seq come from a log engine
+// (Loki) with no cursor, so the page neither tails nor pages after them.
+func TestLogsWithoutCursor(t *testing.T) {
+	f := newFakeSource()
+	for i := range f.logs {
+		f.logs[i].Seq = 0
+	}
+	r := get(t, newTestHandler(f), "/logs?limit=20")
+	if got := r.doc.Find(testid("log-line")).Length(); got != 20 {
+		t.Fatalf("lines: got %d, want 20", got)
+	}
+	if _, ok := r.doc.Find(testid("log-results")).Attr("sse-connect"); ok {
+		t.Error("page streams a live tail, want none")
+	}
+	if got := r.doc.Find(testid("older-link")).Length(); got != 0 {
+		t.Errorf("older links: got %d, want 0", got)
+	}
+	if got := r.doc.Find(testid("newest-link")).Length(); got != 1 {
+		t.Errorf("newest links: got %d, want 1", got)
+	}
+}

@@ -32,10 +32,12 @@ func isAdmin(r *http.Request) bool {
 func csrfToken(r *http.Request) string { return auth.CSRFToken(r.Context()) }
 
 // mountDashboard serves the UI, with its policy pages, on every path the
-// API does not claim. Policy changes made there are audited like those
-// made through the API.
-func mountDashboard(mux *http.ServeMux, st *store.Store, reg dashboard.Registry, pol PolicyStore, g *gate, cfg Config) {
-	src := dashboard.New(st, reg, dashboard.WithPolicies(pol), dashboard.WithPolicyChanged(g.auditDashboardChange))
+// API does not claim. It reads spans and logs through reader (the engine
+// reader when Loki or a trace backend is configured, else the store) and
+// the store's write health from st. Policy changes made there are
+// audited like those made through the API.
+func mountDashboard(mux *http.ServeMux, reader dashboard.Store, st *store.Store, reg dashboard.Registry, pol PolicyStore, g *gate, cfg Config) {
+	src := dashboard.New(reader, reg, dashboard.WithPolicies(pol), dashboard.WithPolicyChanged(g.auditDashboardChange))
 	opts := []ui.Option{ui.WithLogger(cfg.Logger), ui.WithUser(actorName), ui.WithAdmin(isAdmin), ui.WithPolicies(src), ui.WithCSRFToken(csrfToken),
 		ui.WithAlerts(dashboard.StoreAlerts(st))}
 	if cfg.PublicURL != "" {

@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/controlplane/api"
+	"github.com/pilothouse/pilothouse/controlplane/dashboard"
 	"github.com/pilothouse/pilothouse/controlplane/loki"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
 )
 
-// engineReader answers the JSON API's reads from the engines when they
-// are configured, so any replica sees what every replica received:
+// engineReader answers the JSON API's and the dashboard's reads from the
+// engines when they are configured, so any replica sees what every
+// replica received:
 //   - logs of a request ID (or trace ID) come from Loki, searched around
 //     the start of the request's trace; the store answers if Loki fails
 //     and for paging (Seq cursors) and other filters;
@@ -22,9 +24,9 @@ import (
 //     backend's, by span ID, so neither forwarding lag nor a replica that
 //     saw only part of the trace leaves a hole.
 //
-// The dashboard still reads the embedded store.
+// Trace search and the service map read the embedded store.
 type engineReader struct {
-	api.Reader
+	dashboard.Store
 	store  *store.Store
 	loki   *loki.Client
 	traces *tracebackend.Reader
@@ -33,8 +35,8 @@ type engineReader struct {
 
 // newEngineReader returns st itself when no engine is configured for
 // reading.
-func (s *Server) newEngineReader(st *store.Store) (api.Reader, error) {
-	r := &engineReader{Reader: st, store: st, s: s}
+func (s *Server) newEngineReader(st *store.Store) (dashboard.Store, error) {
+	r := &engineReader{Store: st, store: st, s: s}
 	if s.cfg.LokiURL != "" {
 		c, err := loki.NewClient(loki.ClientConfig{URL: s.cfg.LokiURL, Now: s.cfg.Now})
 		if err != nil {
@@ -55,7 +57,12 @@ func (s *Server) newEngineReader(st *store.Store) (api.Reader, error) {
 	return r, nil
 }
 
-// Logs implements api.Reader.
+var (
+	_ api.Reader      = (*engineReader)(nil)
+	_ dashboard.Store = (*engineReader)(nil)
+)
+
+// Logs implements api.Reader and dashboard.Store.
 func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord, error) {
 	if r.loki == nil || (f.RequestID == "" && f.TraceID == "") || f.BeforeSeq != 0 || f.AfterSeq != 0 {
 		return r.store.Logs(ctx, f)
@@ -93,7 +100,7 @@ func (r *engineReader) traceStart(ctx context.Context, f store.LogFilter) (t0 ti
 	return time.Time{}, false
 }
 
-// Trace implements api.Reader.
+// Trace implements api.Reader and dashboard.Store.
 func (r *engineReader) Trace(ctx context.Context, traceID string) ([]store.Span, error) {
 	local, lerr := r.store.Trace(ctx, traceID)
 	if r.traces == nil {

@@ -131,3 +131,83 @@ func TestEngineReads(t *testing.T) {
 		t.Errorf("trace spans: got %v, want %s", got, want)
 	}
 }
+
+// TestDashboardEngineReads: with Loki and a Jaeger configured, the
+// dashboard's logs page for a request ID shows Loki's lines (not only
+// what this replica stored) and its trace page Jaeger's spans.
+func TestDashboardEngineReads(t *testing.T) {
+	const traceID = "5b8efff798038103d269b633813fc60c"
+	lokiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != loki.QueryRangePath || !strings.Contains(r.URL.Query().Get("query"), `request_id="req-restart-1"`) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"status":"success","data":{"resultType":"streams","result":[{"stream":{"service":"payments","level":"info"},
+"values":[["1764000000200000000","charged on replica B",{"structuredMetadata":{"request_id":"req-restart-1"}}],
+["1764000000150000000","card accepted on replica B",{"structuredMetadata":{"request_id":"req-restart-1"}}]]}]}}`))
+	}))
+	defer lokiSrv.Close()
+	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/traces/"+traceID {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(`{"data":[{"traceID":"` + traceID + `","spans":[
+{"traceID":"` + traceID + `","spanID":"aaa19b7ec3c1b175","operationName":"charge-card","references":[],"startTime":1764000000100000,"duration":50000,"tags":[],"processID":"p2"}],
+"processes":{"p2":{"serviceName":"payments"}}}]}`))
+	}))
+	defer jaegerSrv.Close()
+
+	srv, err := New(Config{
+		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
+		LokiURL: lokiSrv.URL, TraceBackend: tracebackend.Jaeger, TraceBackendURL: jaegerSrv.URL,
+	})
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer stop(t, srv)
+	url := "http://" + ln.Addr().String()
+	viewer := apiToken(t, srv, auth.RoleViewer)
+	// This replica stored the trace's root span and one log line.
+	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
+		t.Fatalf("POST /v1/traces: got %d, want 200", code)
+	}
+	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
+		t.Fatalf("POST /v1/logs: got %d, want 200", code)
+	}
+
+	tests := []struct {
+		name, path string
+		want       []string
+		notWant    []string
+	}{
+		{name: "logs page of a request", path: "/logs?request_id=req-restart-1",
+			want:    []string{"charged on replica B", "card accepted on replica B"},
+			notWant: []string{"sse-connect"}},
+		{name: "trace page", path: "/traces/" + traceID, want: []string{"GET /cart", "charge-card"}},
+		{name: "logs page without request ID reads the store", path: "/logs?service=checkout", want: []string{"cart loaded", "sse-connect"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, page := get(t, url+tt.path, viewer)
+			if code != 200 {
+				t.Fatalf("GET %s: got %d, want 200", tt.path, code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(page, w) {
+					t.Errorf("GET %s: got no %q, want it on the page", tt.path, w)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(page, w) {
+					t.Errorf("GET %s: got %q, want none", tt.path, w)
+				}
+			}
+		})
+	}
+}

@@ -262,7 +262,7 @@ func New(cfg Config) (*Server, error) {
 			return err == nil && open
 		},
 	}).Register(mux)
-	mountDashboard(mux, st, instances, pol, g, cfg)
+	mountDashboard(mux, reader, st, instances, pol, g, cfg)
 	s.handler = g.wrap(mux)
 	s.startLeadership()
 	return s, nil
