@@ -19,8 +19,10 @@
 // its long-polling agents at once. There are no polling loops.
 //
 // Catalog mirrors Consul's catalog and health checks the same way, for
-// the instance list; MergeInstances folds it into the heartbeat registry's.
+// the instance list; MergeInstances folds it into the heartbeat registry's
+// and InstanceView serves the merged services to the API and dashboard.
 //
-// RunAsLeader runs leader-only jobs (retention) on one replica at a time,
-// holding a lock on a KV key through a Consul session.
+// RunAsLeader runs leader-only jobs on one replica at a time, holding a
+// lock on a KV key through a Consul session; the control plane's leader
+// runs PolicyStore.Compact, which trims the shared version history.
 package consul
