@@ -3,6 +3,8 @@
 //	go run ./controlplane serve [--addr 127.0.0.1:7070] [--data ./pilothouse-data] [--consul 127.0.0.1:8500] [--policy-history 200] [--metrics-token ...]
 //	go run ./controlplane demo  [--addr 127.0.0.1:7070] [--rate 8]
 //	go run ./controlplane policy get|diff|apply ...
+//	go run ./controlplane users list|add|passwd|set-role|disable|enable|delete ... [--data DIR]
+//	go run ./controlplane tokens list|create|revoke ... [--data DIR]
 //
 // serve runs the control plane alone; demo also starts the example shop
 // with the agent embedded and sends it traffic, so the dashboard has live
@@ -22,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pilothouse/pilothouse/controlplane/admincli"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
 	"github.com/pilothouse/pilothouse/controlplane/policycli"
@@ -44,6 +47,8 @@ commands:
   serve   run the control plane (dashboard, API, OTLP ingest)
   demo    run the control plane plus the example shop and traffic
   policy  get, diff or apply a service's policy (policy -h for more)
+  users   list, add, change or delete dashboard users, on the data directory (users -h)
+  tokens  list, create or revoke API and agent tokens, on the data directory (tokens -h)
 
 run "controlplane <command> -h" for the flags of a command
 `
@@ -71,6 +76,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "policy":
 		return policycli.Run(ctx, args[1:], stdout, stderr)
+	case "users":
+		return admincli.Users(ctx, args[1:], admincli.Config{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+	case "tokens":
+		return admincli.Tokens(ctx, args[1:], admincli.Config{Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
