@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
 // Defaults for Config.
@@ -62,6 +64,11 @@ type Config struct {
 	Address string
 	// Port is the instance's port.
 	Port int
+	// InstanceID is the agent's instance ID (Agent.InstanceID), stored
+	// as service meta wire.ConsulMetaInstance so the control plane merges
+	// this entry with the instance's heartbeats; empty means that meta
+	// key if Meta has it, else ID.
+	InstanceID string
 	// Tags and Meta are stored with the instance.
 	Tags []string
 	Meta map[string]string
@@ -99,6 +106,18 @@ func (c *Config) fill() error {
 		}
 		c.ID = c.Service + "-" + host + "-" + strconv.Itoa(c.Port)
 	}
+	if c.InstanceID == "" {
+		c.InstanceID = c.Meta[wire.ConsulMetaInstance]
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = c.ID
+	}
+	meta := make(map[string]string, len(c.Meta)+1)
+	for k, v := range c.Meta {
+		meta[k] = v
+	}
+	meta[wire.ConsulMetaInstance] = c.InstanceID
+	c.Meta = meta
 	if c.CheckInterval <= 0 {
 		c.CheckInterval = DefaultCheckInterval
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/pilothouse/pilothouse/agent/consulreg"
+	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
 )
 
@@ -82,7 +83,8 @@ func TestRegisterInRealConsul(t *testing.T) {
 			Service: "orders", Address: "127.0.0.1", Port: httpPort,
 			HealthURL: healthy.URL, CheckInterval: 200 * time.Millisecond, CheckTimeout: time.Second,
 		}},
-		{name: "ttl check", cfg: consulreg.Config{Service: "payments", Address: "127.0.0.1", Port: 9001, TTL: 3 * time.Second}},
+		{name: "ttl check", cfg: consulreg.Config{Service: "payments", Address: "127.0.0.1", Port: 9001, TTL: 3 * time.Second,
+			InstanceID: "payments-agent-7", Meta: map[string]string{"version": "1.2"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +99,16 @@ func TestRegisterInRealConsul(t *testing.T) {
 			})
 			if got := entries[0].Service.ID; got != reg.ID() {
 				t.Errorf("got ID %q, want %q", got, reg.ID())
+			}
+			wantInstance := tt.cfg.InstanceID
+			if wantInstance == "" {
+				wantInstance = reg.ID()
+			}
+			if got := entries[0].Service.Meta[wire.ConsulMetaInstance]; got != wantInstance {
+				t.Errorf("meta %s: got %q, want %q", wire.ConsulMetaInstance, got, wantInstance)
+			}
+			if want := tt.cfg.Meta["version"]; entries[0].Service.Meta["version"] != want {
+				t.Errorf("meta version: got %q, want %q", entries[0].Service.Meta["version"], want)
 			}
 			if got := entries[0].Service.Port; got != tt.cfg.Port {
 				t.Errorf("got port %d, want %d", got, tt.cfg.Port)

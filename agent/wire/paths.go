@@ -32,6 +32,12 @@ const (
 	AttrInstanceID = "service.instance.id"
 )
 
+// ConsulMetaInstance is the Consul service-meta key under which
+// agent/consulreg stores the agent's instance ID (the one its heartbeats
+// carry), so the control plane can match a Consul catalog entry to the
+// instance's heartbeats when the Consul service ID differs.
+const ConsulMetaInstance = "pilothouse_instance"
+
 // MaxHeartbeatBytes caps the size of one heartbeat body.
 const MaxHeartbeatBytes = 256 << 10
 

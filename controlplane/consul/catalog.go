@@ -17,7 +17,7 @@ import (
 
 // MetaInstance is the service-meta key naming the agent's instance ID
 // (the one its heartbeats carry), when the Consul service ID differs.
-const MetaInstance = "pilothouse_instance"
+const MetaInstance = wire.ConsulMetaInstance
 
 // MetaVersion is the service-meta key naming the instance's version.
 const MetaVersion = "version"

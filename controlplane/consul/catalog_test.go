@@ -100,8 +100,8 @@ func TestCatalogFollowsRegistrations(t *testing.T) {
 	defer cat.Close()
 
 	reg, err := consulreg.Register(context.Background(), consulreg.Config{
-		ConsulAddress: srv.Addr, Service: "orders", ID: "orders-consul-1", Address: "127.0.0.1", Port: 9100,
-		Meta: map[string]string{MetaInstance: "orders-7f3", MetaVersion: "v3"}, TTL: 5 * time.Second,
+		ConsulAddress: srv.Addr, Service: "orders", ID: "orders-consul-1", InstanceID: "orders-7f3", Address: "127.0.0.1", Port: 9100,
+		Meta: map[string]string{MetaVersion: "v3"}, TTL: 5 * time.Second,
 	})
 	if err != nil {
 		t.Fatalf("Register: %v", err)
