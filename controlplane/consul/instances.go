@@ -2,8 +2,10 @@ package consul
 
 import (
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 )
 
@@ -83,4 +85,26 @@ func catalogOnly(name string, cat []CatalogInstance) (registry.Service, bool) {
 	}
 	in := MergeInstances(nil, cat)
 	return registry.Service{Name: name, Instances: in, Health: registry.ServiceHealth(in)}, true
+}
+
+// Endpoints returns, for each service, the instances agents may route
+// to: those of the merged view with an address that are not down. So an
+// instance Consul calls critical stops receiving routed calls even while
+// it still sends heartbeats, and an instance only Consul knows (a service
+// without the agent) is a target too. Sorted by instance ID.
+func (v InstanceView) Endpoints(now time.Time) map[string][]wire.Endpoint {
+	out := map[string][]wire.Endpoint{}
+	for _, svc := range v.Services(now) {
+		var eps []wire.Endpoint
+		for _, in := range svc.Instances {
+			if in.Address == "" || strings.HasPrefix(in.Address, ":") || in.Health == registry.Down {
+				continue
+			}
+			eps = append(eps, wire.Endpoint{Instance: in.ID, Address: in.Address, Version: in.Version})
+		}
+		if len(eps) > 0 {
+			out[svc.Name] = eps
+		}
+	}
+	return out
 }

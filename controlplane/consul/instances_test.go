@@ -1,11 +1,13 @@
 package consul
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 )
 
@@ -106,5 +108,28 @@ func TestInstanceView(t *testing.T) {
 	}
 	if got := all[0].Instances[0].Address; got != "10.0.0.9:8083" {
 		t.Errorf("consul-only address: got %q, want 10.0.0.9:8083", got)
+	}
+}
+
+func TestInstanceViewEndpoints(t *testing.T) {
+	now := time.Unix(1764000000, 0)
+	beats := fakeBeats{
+		{Name: "orders", Instances: []registry.Instance{
+			{ID: "o1", Service: "orders", Address: "10.0.0.1:8081", Version: "v1", Health: registry.Healthy},
+			{ID: "o2", Service: "orders", Address: "10.0.0.2:8081", Health: registry.Healthy},
+			{ID: "o3", Service: "orders", Health: registry.Healthy}, // no address: not routable
+		}},
+	}
+	catalog := fakeCatalog{
+		"orders":    {{ID: "o2", Service: "orders", Status: api.HealthCritical}},
+		"inventory": {{ID: "i1", Service: "inventory", Address: "10.0.0.9", Port: 8083, Status: api.HealthPassing}, {ID: "i2", Service: "inventory", Address: "10.0.0.8", Port: 8083, Status: api.HealthCritical}},
+	}
+	got := InstanceView{Heartbeats: beats, Catalog: catalog}.Endpoints(now)
+	want := map[string][]wire.Endpoint{
+		"orders":    {{Instance: "o1", Address: "10.0.0.1:8081", Version: "v1"}},
+		"inventory": {{Instance: "i1", Address: "10.0.0.9:8083"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("endpoints: got %+v, want %+v", got, want)
 	}
 }

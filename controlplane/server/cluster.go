@@ -15,6 +15,7 @@ import (
 type instanceSource interface {
 	api.Services
 	dashboard.Registry
+	endpointSource
 }
 
 var (

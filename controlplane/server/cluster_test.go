@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,24 @@ func TestCatalogInstancesMerged(t *testing.T) {
 	await.Until(t, 20*time.Second, "catalog instances in /api/v1/services", func() (bool, string) {
 		got := servicesHealth(t, url, viewer)
 		return got["inventory"]["inventory-7f3"] == "healthy" && got["orders"]["orders-1"] == "down", fmt.Sprint(got)
+	})
+
+	// Routing follows the merged view: the heartbeat instance Consul calls
+	// critical is no target, the Consul-only one is.
+	beat := strings.Replace(heartbeatOrders, `"interval"`, `"address":"127.0.0.1:9302","interval"`, 1)
+	await.Until(t, 5*time.Second, "heartbeat reply endpoints", func() (bool, string) {
+		resp, err := http.Post(url+"/api/v1/agents/heartbeat", "application/json", strings.NewReader(beat))
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		var reply wire.HeartbeatReply
+		if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
+			return false, err.Error()
+		}
+		inv := reply.Endpoints["inventory"]
+		ok := len(reply.Endpoints["orders"]) == 0 && len(inv) == 1 && inv[0].Instance == "inventory-7f3" && strings.HasSuffix(inv[0].Address, ":9301")
+		return ok, fmt.Sprintf("%+v", reply.Endpoints)
 	})
 
 	code, page := get(t, url+"/services/inventory", viewer)

@@ -216,12 +216,22 @@ func New(cfg Config) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
+	instances, err := s.startCatalog()
+	if err != nil {
+		s.closeEngines(context.Background())
+		s.closeStores()
+		return nil, err
+	}
+	var endpoints endpointSource = s.registry
+	if instances != instanceSource(s.registry) {
+		endpoints = &cachedEndpoints{src: instances, ttl: time.Second}
+	}
 	checked := serviceChecked{spans: spanWriter, logs: logWriter, gate: g}
 	ingestCfg := ingest.Config{
 		Spans:          checked,
 		Logs:           checked,
 		Heartbeats:     s.registry,
-		HeartbeatReply: heartbeatReply(s.registry, pol),
+		HeartbeatReply: heartbeatReply(s.registry, endpoints, pol),
 		Registerer:     s.metrics,
 		Now:            cfg.Now,
 	}
@@ -241,12 +251,7 @@ func New(cfg Config) (*Server, error) {
 	mux.Handle("POST "+wire.PathHeartbeat, in.Heartbeats())
 	reader, err := s.newEngineReader(st)
 	if err != nil {
-		s.closeEngines(context.Background())
-		s.closeStores()
-		return nil, err
-	}
-	instances, err := s.startCatalog()
-	if err != nil {
+		s.closeCatalog()
 		s.closeEngines(context.Background())
 		s.closeStores()
 		return nil, err
