@@ -151,12 +151,17 @@ func New(service string, opts ...Option) (*Agent, error) {
 
 func (a *Agent) newTraceExporter() (*spanExporter, error) {
 	// The Pilothouse token goes only to the control plane, never to a
-	// third-party OTLP endpoint.
+	// third-party OTLP endpoint. Spans sent to a replica's traces path
+	// follow the agent from replica to replica.
 	token := ""
-	if a.cfg.controlPlane != "" && strings.HasPrefix(a.cfg.tracesEndpoint, a.cfg.controlPlane+"/") {
+	if a.cfg.planes.owns(a.cfg.tracesEndpoint) {
 		token = a.cfg.token
 	}
-	return newSpanExporter(a.cfg.tracesEndpoint, token, a.cfg.httpClient), nil
+	exp := newSpanExporter(a.cfg.tracesEndpoint, token, a.cfg.httpClient)
+	if a.cfg.tracesToPlanes {
+		exp.post.planes, exp.post.path = a.cfg.planes, wire.PathTraces
+	}
+	return exp, nil
 }
 
 // InstanceID returns the ID this instance reports itself under.

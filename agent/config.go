@@ -43,14 +43,8 @@ func newConfig(opts []Option) (config, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	if !c.controlPlaneSet {
-		c.controlPlane = c.getenv(wire.EnvURL)
-	}
-	c.controlPlane = strings.TrimRight(c.controlPlane, "/")
-	if c.controlPlane != "" {
-		if err := checkURL(c.controlPlane); err != nil {
-			return c, fmt.Errorf("%w: control plane: %w", ErrInvalidConfig, err)
-		}
+	if err := c.setControlPlanes(); err != nil {
+		return c, err
 	}
 	if !c.tokenSet {
 		c.token = c.getenv(wire.EnvToken)
@@ -66,6 +60,8 @@ func newConfig(opts []Option) (config, error) {
 	if c.tracesEndpoint == "" && c.controlPlane != "" {
 		c.tracesEndpoint = c.controlPlane + wire.PathTraces
 	}
+	c.tracesEndpoint = strings.TrimSpace(c.tracesEndpoint)
+	c.tracesToPlanes = c.planes.servesPath(c.tracesEndpoint, wire.PathTraces)
 	if c.tracesEndpoint != "" {
 		if err := checkURL(c.tracesEndpoint); err != nil {
 			return c, fmt.Errorf("%w: traces endpoint: %w", ErrInvalidConfig, err)
@@ -112,6 +108,39 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("%w: negative outbound timeout", ErrInvalidConfig)
 	}
 	return c, nil
+}
+
+// setControlPlanes reads the control-plane URLs from the options or
+// $PILOTHOUSE_URL (a comma-separated list) and checks every one.
+func (c *config) setControlPlanes() error {
+	urls := c.controlPlaneURLs
+	if !c.controlPlaneSet {
+		var err error
+		if urls, err = parseControlPlanes(c.getenv(wire.EnvURL)); errors.Is(err, errNoControlPlane) {
+			urls = nil
+		} else if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrInvalidConfig, wire.EnvURL, err)
+		}
+	} else if len(urls) > 0 {
+		var err error
+		if urls, err = checkControlPlanes(urls); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+	c.controlPlaneURLs, c.planes, c.controlPlane = urls, newControlPlanes(urls), ""
+	if len(urls) > 0 {
+		c.controlPlane = urls[0]
+	}
+	return nil
+}
+
+// replicas returns the control-plane replicas, also for a config built
+// by hand with only controlPlane set (tests).
+func (c *config) replicas() *controlPlanes {
+	if c.planes == nil && c.controlPlane != "" {
+		c.planes = newControlPlanes([]string{strings.TrimRight(c.controlPlane, "/")})
+	}
+	return c.planes
 }
 
 func checkURL(s string) error {

@@ -202,7 +202,8 @@ func (a *Agent) postHeartbeat(ctx context.Context, hb *wire.Heartbeat) error {
 	if err != nil {
 		return fmt.Errorf("agent: encode heartbeat: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.controlPlane+wire.PathHeartbeat, bytes.NewReader(body))
+	replica, base := a.cfg.planes.current()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathHeartbeat, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("agent: heartbeat: %w", err)
 	}
@@ -211,6 +212,9 @@ func (a *Agent) postHeartbeat(ctx context.Context, hb *wire.Heartbeat) error {
 		req.Header.Set(wire.HeaderAuthorization, "Bearer "+a.cfg.token)
 	}
 	resp, err := a.cfg.httpClient.Do(req)
+	if isReplicaFailure(ctx, resp, err) {
+		a.cfg.planes.failed(replica)
+	}
 	if err != nil {
 		return fmt.Errorf("agent: heartbeat: %w", err)
 	}

@@ -70,7 +70,7 @@ func newLogExporter(service string, cfg config) *logExporter {
 	scope = protowire.AppendTag(scope, fieldScopeName, protowire.BytesType)
 	scope = protowire.AppendString(scope, instrumentationName)
 	return &logExporter{
-		post:     poster{url: cfg.controlPlane + wire.PathLogs, token: cfg.token, client: cfg.httpClient, what: "logs"},
+		post:     poster{planes: cfg.replicas(), path: wire.PathLogs, token: cfg.token, client: cfg.httpClient, what: "logs"},
 		resource: protowire.AppendBytes(protowire.AppendTag(nil, fieldResourceLogsRes, protowire.BytesType), res),
 		scope:    protowire.AppendBytes(protowire.AppendTag(nil, fieldScopeLogsScope, protowire.BytesType), scope),
 	}
@@ -104,15 +104,26 @@ func (e *logExporter) export(ctx context.Context, entries []logEntry) error {
 
 // poster sends one OTLP/HTTP protobuf request. A non-2xx answer is an
 // error: the batch is dropped and counted by the caller, never retried.
+// With planes set the request goes to path on the current control-plane
+// replica, and a failure of that replica moves the agent to the next one
+// for the following batches; otherwise it goes to url.
 type poster struct {
 	url    string
+	planes *controlPlanes
+	path   string
 	token  string // sent as a Bearer token when set
 	client *http.Client
 	what   string
 }
 
 func (p *poster) send(ctx context.Context, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+	target, replica := p.url, -1
+	if p.planes != nil {
+		var base string
+		replica, base = p.planes.current()
+		target = base + p.path
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("agent: export %s: %w", p.what, err)
 	}
@@ -121,6 +132,9 @@ func (p *poster) send(ctx context.Context, body []byte) error {
 		req.Header.Set(wire.HeaderAuthorization, "Bearer "+p.token)
 	}
 	resp, err := p.client.Do(req)
+	if replica >= 0 && isReplicaFailure(ctx, resp, err) {
+		p.planes.failed(replica)
+	}
 	if err != nil {
 		return fmt.Errorf("agent: export %s: %w", p.what, err)
 	}

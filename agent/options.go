@@ -21,13 +21,21 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // config is everything New needs. Zero values mean "use the default".
 type config struct {
-	controlPlane    string
-	controlPlaneSet bool
-	token           string
-	tokenSet        bool
-	instanceID      string
-	address         string
-	version         string
+	// controlPlane is the first control-plane URL ("" for none), kept
+	// for the checks that only ask whether there is a control plane;
+	// planes is the whole list and the replica in use.
+	controlPlane     string
+	controlPlaneSet  bool
+	controlPlaneURLs []string
+	planes           *controlPlanes
+	// tracesToPlanes is set when spans go to the control plane's
+	// traces path (and so follow it from replica to replica).
+	tracesToPlanes bool
+	token          string
+	tokenSet       bool
+	instanceID     string
+	address        string
+	version        string
 
 	sampleRatio    float64
 	sampleRatioSet bool
@@ -65,7 +73,26 @@ const (
 // "http://127.0.0.1:7070"). The default is $PILOTHOUSE_URL; an empty URL
 // disables export and heartbeats but the agent still works locally.
 func WithControlPlane(url string) Option {
-	return optionFunc(func(c *config) { c.controlPlane, c.controlPlaneSet = url, true })
+	return optionFunc(func(c *config) {
+		c.controlPlaneURLs, c.controlPlaneSet = nil, true
+		if url != "" {
+			c.controlPlaneURLs = []string{url}
+		}
+	})
+}
+
+// WithControlPlanes sets the base URLs of several control-plane replicas
+// that share one store. The agent talks to one at a time: when it does not
+// answer (a network error, a 5xx or 429) the heartbeat, the policy
+// long-poll and the span and log exporters move to the next one, round
+// robin, and stay there while it works; the policy in force is kept
+// meanwhile and the long-poll continues from its version. The default is
+// $PILOTHOUSE_URL, which may be a comma-separated list; no URLs disables
+// export and heartbeats.
+func WithControlPlanes(urls ...string) Option {
+	return optionFunc(func(c *config) {
+		c.controlPlaneURLs, c.controlPlaneSet = append([]string(nil), urls...), true
+	})
 }
 
 // WithToken sets the agent token sent as "Authorization: Bearer <token>".

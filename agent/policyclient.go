@@ -120,7 +120,8 @@ func (a *Agent) pollPolicy(ctx context.Context) error {
 	q.Set("instance", a.cfg.instanceID)
 	q.Set("version", strconv.FormatInt(seen, 10))
 	q.Set("wait", a.cfg.policyWait.String())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.cfg.controlPlane+wire.PathPolicy+"?"+q.Encode(), nil)
+	replica, base := a.cfg.planes.current()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.PathPolicy+"?"+q.Encode(), nil)
 	if err != nil {
 		return fmt.Errorf("agent: policy poll: %w", err)
 	}
@@ -128,6 +129,11 @@ func (a *Agent) pollPolicy(ctx context.Context) error {
 		req.Header.Set(wire.HeaderAuthorization, "Bearer "+a.cfg.token)
 	}
 	resp, err := a.policyClient.client.Do(req)
+	if isReplicaFailure(ctx, resp, err) {
+		// The next poll (after the usual backoff) asks the next replica,
+		// from the version this one gave us.
+		a.cfg.planes.failed(replica)
+	}
 	if err != nil {
 		return fmt.Errorf("agent: policy poll: %w", err)
 	}
