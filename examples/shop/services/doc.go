@@ -4,5 +4,10 @@
 // errors and one slow endpoint, so the dashboard has something to show.
 //
 // The same constructors serve the in-process demo (`go run ./controlplane
-// demo`) and the stand-alone binaries under examples/shop/.
+// demo`) and the stand-alone binaries under examples/shop/. A binary given
+// Consul's address (-consul, default $CONSUL_HTTP_ADDR) registers its
+// instance there through agent/consulreg, with an HTTP check on /healthz,
+// deregisters when it stops, and calls its peers by service name
+// (http://orders/...), which its agent resolves to a live instance the
+// control plane knows of; $SHOP_<NAME>_URL still overrides a peer's URL.
 package services
