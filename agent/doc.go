@@ -55,4 +55,14 @@
 // the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, OTEL_TRACES_SAMPLER,
 // OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
 // OTEL_EXPORTER_OTLP_ENDPOINT.
+//
+// # Several control planes
+//
+// PILOTHOUSE_URL may list several control-plane replicas, comma-separated
+// (or WithControlPlanes). The agent talks to one at a time; when it fails
+// (a network error, a 5xx or a 429) the heartbeat, the policy long-poll
+// and the span and log exporters all move to the next one, round robin,
+// and stay there while it works. The policy in force is kept meanwhile,
+// and the long-poll resumes on the new replica from the version the agent
+// has. A batch that failed is dropped and counted, not sent again.
 package agent

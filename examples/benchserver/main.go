@@ -46,6 +46,7 @@ func run() error {
 	accessLog := flag.Bool("access-log", false, "also log one access line per request (a second log line)")
 	sample := flag.Float64("sample", 1, "agent: trace sampling ratio (to see what spans cost)")
 	logLine := flag.Bool("log", true, "agent: the handler logs one line (to see what logging costs)")
+	localLog := flag.Bool("local-log", true, "agent: also encode each log line as local JSON (to a discarding writer); false is WithLocalLog(io.Discard), export only")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -72,8 +73,12 @@ func run() error {
 			return err
 		}
 		go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+		var local io.Writer = discard{}
+		if !*localLog {
+			local = io.Discard
+		}
 		ag, err := agent.New("bench", agent.WithControlPlane("http://"+sink.Addr().String()),
-			agent.WithSampleRatio(*sample), agent.WithLocalLog(discard{}), agent.WithInstanceID("bench-1"),
+			agent.WithSampleRatio(*sample), agent.WithLocalLog(local), agent.WithInstanceID("bench-1"),
 			agent.WithAccessLog(*accessLog))
 		if err != nil {
 			return err
