@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -340,5 +341,63 @@ func TestTokenOnlyToControlPlanes(t *testing.T) {
 				t.Errorf("got Authorization %q, want %q among them", got, tt.wantAuth)
 			}
 		})
+	}
+}
+
+// TestBatchResentOnce: the batch a failing replica refuses is sent once
+// more: to the next replica when there is one, else to the same one after
+// a pause; a refusal that another try would not change is not resent.
+func TestBatchResentOnce(t *testing.T) {
+	tests := []struct {
+		name      string
+		replicas  int
+		status    int
+		wantAtA   int
+		wantAtB   int
+		wantError bool
+	}{
+		{name: "two replicas", replicas: 2, status: http.StatusServiceUnavailable, wantAtA: 1, wantAtB: 1},
+		{name: "one replica, still failing", replicas: 1, status: http.StatusServiceUnavailable, wantAtA: 2, wantError: true},
+		{name: "one replica, 429", replicas: 1, status: http.StatusTooManyRequests, wantAtA: 2, wantError: true},
+		{name: "bad request is final", replicas: 2, status: http.StatusBadRequest, wantAtA: 1, wantError: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ra, rb := newReplica(t, rateLimitPolicy(1)), newReplica(t, rateLimitPolicy(1))
+			ra.setStatus(tt.status)
+			urls := []string{ra.URL, rb.URL}[:tt.replicas]
+			p := poster{planes: newControlPlanes(urls), path: wire.PathLogs, client: http.DefaultClient, what: "logs",
+				resendAfter: time.Millisecond}
+			err := p.send(context.Background(), []byte("batch"))
+			if (err != nil) != tt.wantError {
+				t.Fatalf("send: got error %v, want error %v", err, tt.wantError)
+			}
+			if got := ra.count(wire.PathLogs); got != tt.wantAtA {
+				t.Errorf("posts at A: got %d, want %d", got, tt.wantAtA)
+			}
+			if got := rb.count(wire.PathLogs); got != tt.wantAtB {
+				t.Errorf("posts at B: got %d, want %d", got, tt.wantAtB)
+			}
+		})
+	}
+}
+
+// TestBatchBridgesARestart: with one control plane, a batch refused while
+// it restarts arrives when it answers again by the second try.
+func TestBatchBridgesARestart(t *testing.T) {
+	var posts atomic.Int32
+	cp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if posts.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable) // restarting
+		}
+	}))
+	defer cp.Close()
+	p := poster{planes: newControlPlanes([]string{cp.URL}), path: wire.PathTraces, client: http.DefaultClient, what: "spans",
+		resendAfter: time.Millisecond}
+	if err := p.send(context.Background(), []byte("batch")); err != nil {
+		t.Fatalf("send: got %v, want nil (resent after the restart)", err)
+	}
+	if got := posts.Load(); got != 2 {
+		t.Errorf("posts: got %d, want 2", got)
 	}
 }

@@ -64,5 +64,6 @@
 // and the span and log exporters all move to the next one, round robin,
 // and stay there while it works. The policy in force is kept meanwhile,
 // and the long-poll resumes on the new replica from the version the agent
-// has. A batch that failed is dropped and counted, not sent again.
+// has. A batch the failing replica refused is sent once more, to the
+// next one; if that fails too it is dropped and counted.
 package agent

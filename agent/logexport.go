@@ -102,11 +102,15 @@ func (e *logExporter) export(ctx context.Context, entries []logEntry) error {
 	return err
 }
 
-// poster sends one OTLP/HTTP protobuf request. A non-2xx answer is an
-// error: the batch is dropped and counted by the caller, never retried.
-// With planes set the request goes to path on the current control-plane
-// replica, and a failure of that replica moves the agent to the next one
-// for the following batches; otherwise it goes to url.
+// poster sends one OTLP/HTTP protobuf request. With planes set the
+// request goes to path on the current control-plane replica, else to url.
+// A failure worth another try (a network error, a 5xx or a 429; see
+// isReplicaFailure) moves the agent to the next replica and the batch is
+// sent once more: at once to that replica when there is another, else
+// after resendAfter to the same target, which bridges a control-plane
+// restart. If that fails too the error is returned and the caller drops
+// the batch and counts it. The queue in front keeps taking (or dropping
+// and counting) items meanwhile; the request path never waits.
 type poster struct {
 	url    string
 	planes *controlPlanes
@@ -114,9 +118,40 @@ type poster struct {
 	token  string // sent as a Bearer token when set
 	client *http.Client
 	what   string
+	// resendAfter overrides defaultResendAfter (tests).
+	resendAfter time.Duration
 }
 
 func (p *poster) send(ctx context.Context, body []byte) error {
+	retryable, err := p.sendOnce(ctx, body)
+	if err == nil || !retryable {
+		return err
+	}
+	if p.planes == nil || len(p.planes.urls) < 2 {
+		wait := p.resendAfter
+		if wait == 0 {
+			wait = defaultResendAfter
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+	}
+	_, err = p.sendOnce(ctx, body)
+	return err
+}
+
+// defaultResendAfter is how long a batch waits before it is sent again to
+// the only target.
+const defaultResendAfter = 500 * time.Millisecond
+
+// sendOnce posts body to the current target; retryable reports a failure
+// worth another try (which, with planes, moved the agent to the next
+// replica).
+func (p *poster) sendOnce(ctx context.Context, body []byte) (retryable bool, err error) {
 	target, replica := p.url, -1
 	if p.planes != nil {
 		var base string
@@ -125,25 +160,25 @@ func (p *poster) send(ctx context.Context, body []byte) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("agent: export %s: %w", p.what, err)
+		return false, fmt.Errorf("agent: export %s: %w", p.what, err)
 	}
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	if p.token != "" {
 		req.Header.Set(wire.HeaderAuthorization, "Bearer "+p.token)
 	}
 	resp, err := p.client.Do(req)
-	if replica >= 0 && isReplicaFailure(ctx, resp, err) {
+	if retryable = isReplicaFailure(ctx, resp, err); retryable && replica >= 0 {
 		p.planes.failed(replica)
 	}
 	if err != nil {
-		return fmt.Errorf("agent: export %s: %w", p.what, err)
+		return retryable, fmt.Errorf("agent: export %s: %w", p.what, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("agent: export %s: %s", p.what, resp.Status)
+		return retryable, fmt.Errorf("agent: export %s: %s", p.what, resp.Status)
 	}
-	return nil
+	return false, nil
 }
 
 func appendLogRecord(b []byte, e *logEntry) []byte {
