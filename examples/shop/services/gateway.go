@@ -1,6 +1,7 @@
 package services
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -19,7 +20,7 @@ func NewGateway(cfg Config) *gin.Engine {
 		var order map[string]any
 		code, err := cl.call(c.Request.Context(), http.MethodGet, Orders, "/orders/"+c.Param("id"), nil, &order)
 		if err != nil || code >= 500 {
-			log.Error("order lookup failed", "order_id", c.Param("id"), "status", code, "err", errString(err))
+			log.Error("order lookup failed", "order_id", c.Param("id"), "status", code, errAttr(err))
 			c.JSON(http.StatusBadGateway, gin.H{"error": "orders unavailable"})
 			return
 		}
@@ -43,7 +44,7 @@ func NewGateway(cfg Config) *gin.Engine {
 		var out map[string]any
 		code, err := cl.call(c.Request.Context(), http.MethodPost, Orders, "/orders", in, &out)
 		if err != nil || code >= 500 {
-			log.Error("order placement failed", "status", code, "err", errString(err))
+			log.Error("order placement failed", "status", code, errAttr(err))
 			c.JSON(http.StatusBadGateway, gin.H{"error": "could not place the order"})
 			return
 		}
@@ -56,7 +57,7 @@ func NewGateway(cfg Config) *gin.Engine {
 		var out map[string]any
 		code, err := cl.call(c.Request.Context(), http.MethodGet, Orders, "/reports/daily", nil, &out)
 		if err != nil || code >= 500 {
-			log.Error("daily report failed", "status", code, "err", errString(err))
+			log.Error("daily report failed", "status", code, errAttr(err))
 			c.JSON(http.StatusBadGateway, gin.H{"error": "report unavailable"})
 			return
 		}
@@ -66,9 +67,11 @@ func NewGateway(cfg Config) *gin.Engine {
 	return r
 }
 
-func errString(err error) string {
+// errAttr is the log attribute "err" of err, or none (an empty Attr,
+// which slog leaves out) when the failure was a status, not an error.
+func errAttr(err error) slog.Attr {
 	if err == nil {
-		return ""
+		return slog.Attr{}
 	}
-	return err.Error()
+	return slog.String("err", err.Error())
 }

@@ -33,7 +33,7 @@ func NewInventory(cfg Config) *gin.Engine {
 			Quantity int    `json:"quantity"`
 		}
 		if err := c.ShouldBindJSON(&in); err != nil || in.SKU == "" {
-			log.Warn("invalid reservation", "err", errString(err))
+			log.Warn("invalid reservation", errAttr(err))
 			c.JSON(http.StatusBadRequest, gin.H{"error": "sku is required"})
 			return
 		}

@@ -32,7 +32,7 @@ func NewOrders(cfg Config) *gin.Engine {
 		var stock map[string]any
 		code, err := cl.call(ctx, http.MethodGet, Inventory, "/stock/"+sku, nil, &stock)
 		if err != nil || code >= 500 {
-			log.Error("inventory lookup failed", "sku", sku, "status", code, "err", errString(err))
+			log.Error("inventory lookup failed", "sku", sku, "status", code, errAttr(err))
 			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "inventory unavailable"})
 			return
 		}
@@ -54,19 +54,19 @@ func NewOrders(cfg Config) *gin.Engine {
 			Amount   float64 `json:"amount"`
 		}
 		if err := c.ShouldBindJSON(&in); err != nil || in.SKU == "" || in.Quantity <= 0 {
-			log.Warn("invalid order", "err", errString(err))
+			log.Warn("invalid order", errAttr(err))
 			c.JSON(http.StatusBadRequest, gin.H{"error": "sku and quantity are required"})
 			return
 		}
 		code, err := cl.call(ctx, http.MethodPost, Inventory, "/reserve", gin.H{"sku": in.SKU, "quantity": in.Quantity}, nil)
 		if err != nil || code >= 500 {
-			log.Error("stock reservation failed", "sku", in.SKU, "status", code, "err", errString(err))
+			log.Error("stock reservation failed", "sku", in.SKU, "status", code, errAttr(err))
 			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "could not reserve stock"})
 			return
 		}
 		code, err = cl.call(ctx, http.MethodPost, Payments, "/charge", gin.H{"amount": in.Amount}, nil)
 		if err != nil || code >= 500 {
-			log.Error("payment failed", "amount", in.Amount, "status", code, "err", errString(err))
+			log.Error("payment failed", "amount", in.Amount, "status", code, errAttr(err))
 			c.JSON(http.StatusPaymentRequired, gin.H{"error": "payment failed"})
 			return
 		}

@@ -19,7 +19,7 @@ func NewPayments(cfg Config) *gin.Engine {
 			Amount float64 `json:"amount"`
 		}
 		if err := c.ShouldBindJSON(&in); err != nil || in.Amount < 0 {
-			log.Warn("invalid charge", "err", errString(err))
+			log.Warn("invalid charge", errAttr(err))
 			c.JSON(http.StatusBadRequest, gin.H{"error": "amount must be a non-negative number"})
 			return
 		}
