@@ -82,9 +82,26 @@ func TestCatalogInstancesMerged(t *testing.T) {
 		Meta:   map[string]string{consul.MetaInstance: "orders-1"},
 		Health: func() error { return errors.New("database unreachable") }})
 
-	await.Until(t, 20*time.Second, "catalog instances in /api/v1/services", func() (bool, string) {
+	consulClient := c.Client(t)
+	await.Until(t, 30*time.Second, "catalog instances in /api/v1/services", func() (bool, string) {
 		got := servicesHealth(t, url, viewer)
-		return got["inventory"]["inventory-7f3"] == "healthy" && got["orders"]["orders-1"] == "down", fmt.Sprint(got)
+		if got["inventory"]["inventory-7f3"] == "healthy" && got["orders"]["orders-1"] == "down" {
+			return true, ""
+		}
+		// Say what Consul itself reports, to tell a slow Consul from a stale mirror.
+		var checks []string
+		for _, name := range []string{"inventory", "orders"} {
+			entries, _, err := consulClient.Health().Service(name, "", false, nil)
+			if err != nil {
+				checks = append(checks, name+": "+err.Error())
+			}
+			for _, e := range entries {
+				for _, chk := range e.Checks {
+					checks = append(checks, fmt.Sprintf("%s/%s %s %q", name, chk.Name, chk.Status, chk.Output))
+				}
+			}
+		}
+		return false, fmt.Sprintf("API %v; Consul %v", got, checks)
 	})
 
 	// Routing follows the merged view: the heartbeat instance Consul calls
