@@ -19,4 +19,8 @@ var (
 	// ErrUnauthorized is returned by an Authenticate function that refuses
 	// a request.
 	ErrUnauthorized = errors.New("ingest: unauthorized")
+	// ErrForbidden is returned (wrapped) by a SpanWriter or LogWriter that
+	// refuses items the authenticated sender may not send, such as an
+	// agent token limited to other services: 403, not retried.
+	ErrForbidden = errors.New("ingest: forbidden")
 )

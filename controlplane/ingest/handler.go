@@ -351,9 +351,12 @@ func bodyFailure(err error, what string, maxBody int64) *failure {
 
 // storeFailure maps a writer error: a busy store (full write queue) is
 // 429 and an unavailable one 503, both with Retry-After; input the store
-// refuses is 400, which clients do not retry.
+// refuses is 400 and items the sender may not send 403, which clients do
+// not retry.
 func storeFailure(err error) *failure {
 	switch {
+	case errors.Is(err, ErrForbidden):
+		return &failure{status: http.StatusForbidden, message: err.Error()}
 	case isBusy(err):
 		return &failure{status: http.StatusTooManyRequests, message: "ingest: store busy, retry later", retryAfter: RetryAfterBusy}
 	case errors.Is(err, store.ErrInvalid):
@@ -470,6 +473,8 @@ func rpcCode(status int) codes.Code {
 		return codes.InvalidArgument
 	case http.StatusUnauthorized:
 		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
 	case http.StatusRequestTimeout:
 		return codes.DeadlineExceeded
 	case http.StatusTooManyRequests:

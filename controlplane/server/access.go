@@ -289,8 +289,8 @@ func peekHeartbeatService(r *http.Request) (string, io.ReadCloser) {
 }
 
 // serviceChecked refuses spans and logs of services the request's agent
-// token is not limited to. The refusal wraps store.ErrInvalid, which
-// ingest answers with 400 (not retried) and the reason.
+// token is not limited to. The refusal wraps ingest.ErrForbidden, which
+// ingest answers with 403 (not retried) and the reason.
 type serviceChecked struct {
 	spans ingest.SpanWriter
 	logs  ingest.LogWriter
@@ -305,7 +305,7 @@ func (s serviceChecked) check(ctx context.Context, services func(yield func(stri
 	for svc := range services {
 		if err := a.CheckService(svc); err != nil {
 			s.gate.metrics.Fail(auth.FailAgent)
-			return fmt.Errorf("%w: %w", store.ErrInvalid, err)
+			return fmt.Errorf("%w: %w", ingest.ErrForbidden, err)
 		}
 	}
 	return nil
