@@ -11,28 +11,43 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 )
 
+// subcommand is one `users` or `tokens` subcommand.
+type subcommand func(ctx context.Context, s *stores, f *flags, pos []string, cfg Config) error
+
 // Users runs `controlplane users` with args (after "users").
 func Users(ctx context.Context, args []string, cfg Config) error {
+	return dispatch(ctx, "users", usersUsage, map[string]subcommand{
+		"list": listUsers, "add": addUser, "passwd": setPassword, "set-role": setRole,
+		"disable": disableUser, "enable": enableUser, "delete": deleteUser,
+	}, args, cfg)
+}
+
+// Tokens runs `controlplane tokens` with args (after "tokens").
+func Tokens(ctx context.Context, args []string, cfg Config) error {
+	return dispatch(ctx, "tokens", tokensUsage, map[string]subcommand{
+		"list": listTokens, "create": createToken, "revoke": revokeToken,
+	}, args, cfg)
+}
+
+// dispatch parses args for the named subcommand of command, opens the
+// data directory's stores and runs it.
+func dispatch(ctx context.Context, command, usage string, subs map[string]subcommand, args []string, cfg Config) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(cfg.Stderr, usersUsage)
+		fmt.Fprint(cfg.Stderr, usage)
 		if len(args) == 0 {
 			return fmt.Errorf("%w: no subcommand given", ErrUsage)
 		}
 		return flag.ErrHelp
 	}
-	sub := args[0]
-	f := newFlags("users "+sub, cfg.Stderr)
+	run, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprint(cfg.Stderr, usage)
+		return fmt.Errorf("%w: unknown subcommand %q", ErrUsage, args[0])
+	}
+	f := newFlags(command+" "+args[0], cfg.Stderr)
 	pos, err := f.parse(args[1:])
 	if err != nil {
 		return err
-	}
-	run, ok := map[string]func(context.Context, *stores, *flags, []string, Config) error{
-		"list": listUsers, "add": addUser, "passwd": setPassword, "set-role": setRole,
-		"disable": disableUser, "enable": enableUser, "delete": deleteUser,
-	}[sub]
-	if !ok {
-		fmt.Fprint(cfg.Stderr, usersUsage)
-		return fmt.Errorf("%w: unknown subcommand %q", ErrUsage, sub)
 	}
 	s, err := open(*f.data, cfg)
 	if err != nil {
@@ -176,35 +191,6 @@ func deleteUser(ctx context.Context, s *stores, _ *flags, pos []string, cfg Conf
 	}
 	fmt.Fprintf(cfg.Stdout, "deleted %s\n", pos[0])
 	return nil
-}
-
-// Tokens runs `controlplane tokens` with args (after "tokens").
-func Tokens(ctx context.Context, args []string, cfg Config) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(cfg.Stderr, tokensUsage)
-		if len(args) == 0 {
-			return fmt.Errorf("%w: no subcommand given", ErrUsage)
-		}
-		return flag.ErrHelp
-	}
-	sub := args[0]
-	f := newFlags("tokens "+sub, cfg.Stderr)
-	pos, err := f.parse(args[1:])
-	if err != nil {
-		return err
-	}
-	run, ok := map[string]func(context.Context, *stores, *flags, []string, Config) error{
-		"list": listTokens, "create": createToken, "revoke": revokeToken,
-	}[sub]
-	if !ok {
-		fmt.Fprint(cfg.Stderr, tokensUsage)
-		return fmt.Errorf("%w: unknown subcommand %q", ErrUsage, sub)
-	}
-	s, err := open(*f.data, cfg)
-	if err != nil {
-		return err
-	}
-	return errors.Join(run(ctx, s, f, pos, cfg), s.close())
 }
 
 func parseKind(s string) (auth.TokenKind, error) {

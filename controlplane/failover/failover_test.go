@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pilothouse/pilothouse/agent"
 	"github.com/pilothouse/pilothouse/agent/wire"
@@ -23,6 +20,7 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
 	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/controlplane/server"
+	"github.com/pilothouse/pilothouse/controlplane/server/servertest"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
@@ -55,31 +53,8 @@ func (r *replica) stop(t *testing.T) {
 // policies live in the Consul agent at consulAddr.
 func startReplica(t *testing.T, consulAddr string) *replica {
 	t.Helper()
-	srv, err := server.New(server.Config{
-		DataDir:       t.TempDir(),
-		Consul:        consulAddr,
-		AgentToken:    agentToken,
-		AdminPassword: "admin-password-for-tests",
-		Auth:          auth.Config{BcryptCost: bcrypt.MinCost},
-		Logger:        slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("server.New: got error %v, want nil", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	r := &replica{url: "http://" + ln.Addr().String(), srv: srv}
-	t.Cleanup(func() { r.stop(t) })
-	secret, _, err := srv.Auth().CreateToken(context.Background(), auth.NewToken{
-		Kind: auth.KindAPI, Name: "failover-operator", Role: auth.RoleOperator, CreatedBy: "test"})
-	if err != nil {
-		t.Fatalf("create operator token: got error %v, want nil", err)
-	}
-	r.operator = secret
-	return r
+	url, srv := servertest.Start(t, server.Config{Consul: consulAddr, AgentToken: agentToken})
+	return &replica{url: url, srv: srv, operator: servertest.Token(t, srv, auth.RoleOperator)}
 }
 
 // putPolicy PUTs body as service's policy through r and returns the

@@ -27,6 +27,7 @@ import (
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
 	"github.com/pilothouse/pilothouse/controlplane/server"
+	"github.com/pilothouse/pilothouse/controlplane/server/servertest"
 )
 
 // fastAuth keeps bcrypt cheap in tests.
@@ -71,18 +72,8 @@ func apiToken(t *testing.T, users *auth.Store, role auth.Role) string {
 func startServer(t *testing.T, cfg server.Config) (*server.Server, string) {
 	t.Helper()
 	cfg.Auth = fastAuth
-	srv, err := server.New(cfg)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	ln := listen(t)
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return srv, "http://" + ln.Addr().String()
+	url, srv := servertest.Start(t, cfg)
+	return srv, url
 }
 
 // call sends one request with a bearer token and returns the status and

@@ -60,21 +60,7 @@ func TestEngineReads(t *testing.T) {
 	}))
 	defer jaegerSrv.Close()
 
-	srv, err := New(Config{
-		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
-		LokiURL: lokiSrv.URL, TraceBackend: tracebackend.Jaeger, TraceBackendURL: jaegerSrv.URL,
-	})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer stop(t, srv)
-	url := "http://" + ln.Addr().String()
-	viewer := apiToken(t, srv, auth.RoleViewer)
+	url, viewer := startWithEngines(t, lokiSrv.URL, jaegerSrv.URL)
 	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
 		t.Fatalf("POST /v1/traces: got %d, want 200", code)
 	}
@@ -158,21 +144,7 @@ func TestDashboardEngineReads(t *testing.T) {
 	}))
 	defer jaegerSrv.Close()
 
-	srv, err := New(Config{
-		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
-		LokiURL: lokiSrv.URL, TraceBackend: tracebackend.Jaeger, TraceBackendURL: jaegerSrv.URL,
-	})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer stop(t, srv)
-	url := "http://" + ln.Addr().String()
-	viewer := apiToken(t, srv, auth.RoleViewer)
+	url, viewer := startWithEngines(t, lokiSrv.URL, jaegerSrv.URL)
 	// This replica stored the trace's root span and one log line.
 	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
 		t.Fatalf("POST /v1/traces: got %d, want 200", code)
@@ -210,4 +182,25 @@ func TestDashboardEngineReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startWithEngines serves a control plane reading Loki at lokiURL and a
+// Jaeger at jaegerURL, stopped when the test ends, and returns its URL
+// and a viewer token.
+func startWithEngines(t *testing.T, lokiURL, jaegerURL string) (url, viewer string) {
+	t.Helper()
+	srv, err := New(Config{
+		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
+		LokiURL: lokiURL, TraceBackend: tracebackend.Jaeger, TraceBackendURL: jaegerURL,
+	})
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { stop(t, srv) })
+	return "http://" + ln.Addr().String(), apiToken(t, srv, auth.RoleViewer)
 }

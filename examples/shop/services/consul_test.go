@@ -12,12 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/pilothouse/pilothouse/agent/wire"
-	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
 	"github.com/pilothouse/pilothouse/controlplane/server"
+	"github.com/pilothouse/pilothouse/controlplane/server/servertest"
 )
 
 func TestPeerURLs(t *testing.T) {
@@ -135,24 +133,10 @@ func TestShopInConsul(t *testing.T) {
 	c := consultest.Start(t)
 	consul := c.Client(t)
 	const token = "shop-consul-test-token"
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Consul: c.Addr, AgentToken: token,
-		AdminPassword: "admin-password-for-tests", Auth: auth.Config{BcryptCost: bcrypt.MinCost}})
-	if err != nil {
-		t.Fatalf("server.New: got error %v, want nil", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	cpURL, _ := servertest.Start(t, server.Config{Consul: c.Addr, AgentToken: token})
 	// The agents read their control plane from the environment, as the
 	// binaries do.
-	t.Setenv(wire.EnvURL, "http://"+ln.Addr().String())
+	t.Setenv(wire.EnvURL, cpURL)
 	t.Setenv(wire.EnvToken, token)
 
 	procs := map[string]*shopProcess{}
