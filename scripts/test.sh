@@ -3,8 +3,8 @@
 #   - Debian's chromium (browser tests drive it with chromedp);
 #   - a real Consul binary (v1.14.11, built from source once and cached
 #     outside the repo in $PILOTHOUSE_CACHE, default ~/.cache/pilothouse).
-# Then it checks formatting, vet and generated code, runs `go test`, and
-# fuzzes every decoder briefly (scripts/fuzz.sh).
+# Then it checks formatting, vet and generated code, fuzzes every decoder
+# briefly (scripts/fuzz.sh), and runs `go test`.
 # Usage: scripts/test.sh [extra go test flags]
 set -euo pipefail
 cd "$(dirname "$0")/.."
