@@ -3,64 +3,10 @@ package ingest
 // Log records from the protobuf wire format (see protowire.go).
 
 import (
-	"errors"
-	"fmt"
-
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
-
-// decodeLogsWire decodes a protobuf ExportLogsServiceRequest.
-func decodeLogsWire(body []byte) ([]store.LogRecord, Rejected, error) {
-	out := make([]store.LogRecord, 0, 64)
-	in := newInterner()
-	var (
-		rej     rejections
-		scratch []wireKV
-		scopes  [][]byte
-	)
-	err := forEachResource(body, func(ri int, rl []byte) error {
-		resBufs, sc, err := splitResourceMessage(rl, scopes[:0])
-		if err != nil {
-			return err
-		}
-		scopes = sc
-		res, _, err := wireResource(in, resBufs)
-		if err != nil {
-			return err
-		}
-		for si, scope := range scopes {
-			err := forEachItem(scope, func(i int, b []byte) error {
-				wl, err := parseWireLog(b, scratch[:0])
-				if err != nil {
-					return err
-				}
-				scratch = wl.attrs
-				rec, err := mapWireLog(in, &wl, res)
-				if errors.Is(err, errMalformedWire) {
-					return err
-				}
-				if err != nil {
-					rej.add(func() string {
-						return fmt.Sprintf("resourceLogs[%d].scopeLogs[%d].logRecords[%d]", ri, si, i)
-					}, err)
-					return nil
-				}
-				out = append(out, rec)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, Rejected{}, malformedProto("ExportLogsServiceRequest", unwrapMalformed(err))
-	}
-	return out, rej.result("log records"), nil
-}
 
 type wireLog struct {
 	time, observed  uint64

@@ -3,65 +3,12 @@ package ingest
 // Spans from the protobuf wire format (see protowire.go).
 
 import (
-	"errors"
-	"fmt"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
-
-// decodeTracesWire decodes a protobuf ExportTraceServiceRequest.
-func decodeTracesWire(body []byte) ([]store.Span, Rejected, error) {
-	out := make([]store.Span, 0, 64)
-	in := newInterner()
-	var (
-		rej     rejections
-		scratch []wireKV
-		scopes  [][]byte
-	)
-	err := forEachResource(body, func(ri int, rs []byte) error {
-		resBufs, sc, err := splitResourceMessage(rs, scopes[:0])
-		if err != nil {
-			return err
-		}
-		scopes = sc
-		res, _, err := wireResource(in, resBufs)
-		if err != nil {
-			return err
-		}
-		for si, scope := range scopes {
-			err := forEachItem(scope, func(i int, b []byte) error {
-				ws, err := parseWireSpan(b, scratch[:0])
-				if err != nil {
-					return err
-				}
-				scratch = ws.attrs
-				sp, err := mapWireSpan(in, &ws, res)
-				if errors.Is(err, errMalformedWire) {
-					return err
-				}
-				if err != nil {
-					rej.add(func() string {
-						return fmt.Sprintf("resourceSpans[%d].scopeSpans[%d].spans[%d]", ri, si, i)
-					}, err)
-					return nil
-				}
-				out = append(out, sp)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, Rejected{}, malformedProto("ExportTraceServiceRequest", unwrapMalformed(err))
-	}
-	return out, rej.result("spans"), nil
-}
 
 type wireSpan struct {
 	traceID, spanID, parentID []byte
