@@ -79,9 +79,7 @@ type Forwarder struct {
 	q   *forward.Queue[store.LogRecord]
 	buf []byte // encoding buffer of the sending goroutine
 
-	forwarded prometheus.Counter
-	dropped   *prometheus.CounterVec
-	pushes    *prometheus.CounterVec
+	metrics *forward.Metrics
 }
 
 // Drop reasons, the "reason" label of pilothouse_loki_dropped_records_total.
@@ -128,34 +126,18 @@ func NewForwarder(cfg Config) (*Forwarder, error) {
 	f := &Forwarder{
 		cfg:     cfg,
 		pushURL: push,
-		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pilothouse_loki_forwarded_records_total", Help: "Log records Loki accepted.",
-		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pilothouse_loki_dropped_records_total", Help: "Log records not forwarded to Loki, by reason.",
-		}, []string{"reason"}),
-		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pilothouse_loki_pushes_total", Help: "Push requests to Loki, by result (ok, error).",
-		}, []string{"result"}),
+		metrics: forward.NewMetrics(forward.MetricNames{
+			Forwarded: "pilothouse_loki_forwarded_records_total", ForwardedHelp: "Log records Loki accepted.",
+			Dropped: "pilothouse_loki_dropped_records_total", DroppedHelp: "Log records not forwarded to Loki, by reason.",
+			Requests: "pilothouse_loki_pushes_total", RequestsHelp: "Push requests to Loki, by result (ok, error).",
+			Queued: "pilothouse_loki_queue_batches", QueuedHelp: "Batches waiting to be pushed to Loki.",
+		}, DropQueueFull, DropPush, DropClosed),
 	}
-	for _, r := range []string{"ok", "error"} {
-		f.pushes.WithLabelValues(r)
-	}
-	for _, r := range []string{DropQueueFull, DropPush, DropClosed} {
-		f.dropped.WithLabelValues(r)
-	}
-	if cfg.Registerer != nil {
-		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pilothouse_loki_queue_batches", Help: "Batches waiting to be pushed to Loki.",
-		}, func() float64 { return float64(f.q.Len()) })
-		for _, c := range []prometheus.Collector{f.forwarded, f.dropped, f.pushes, queued} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("loki: register metrics: %w", err)
-			}
-		}
+	if err := f.metrics.Register(cfg.Registerer, func() int { return f.q.Len() }); err != nil {
+		return nil, fmt.Errorf("loki: %w", err)
 	}
 	f.q = forward.New(forward.Config[store.LogRecord]{Batches: cfg.QueueBatches, MaxItems: cfg.BatchRecords,
-		Send: f.send, Drop: func(reason string, n int) { f.dropped.WithLabelValues(reason).Add(float64(n)) }})
+		Send: f.send, Drop: f.metrics.Drop})
 	return f, nil
 }
 
@@ -180,19 +162,13 @@ func (f *Forwarder) Close(ctx context.Context) error {
 func (f *Forwarder) send(ctx context.Context, logs []store.LogRecord) {
 	f.buf = encodePush(f.buf[:0], streamsOf(logs))
 	body := snappy.Encode(nil, f.buf)
-	err := forward.Retry(ctx, f.cfg.Retries, f.cfg.RetryBackoff, func() error { return f.push(ctx, body) }, func(err error) {
-		if err == nil {
-			f.pushes.WithLabelValues("ok").Inc()
-		} else {
-			f.pushes.WithLabelValues("error").Inc()
-		}
-	})
+	err := forward.Retry(ctx, f.cfg.Retries, f.cfg.RetryBackoff, func() error { return f.push(ctx, body) }, f.metrics.Request)
 	if err != nil {
 		f.cfg.Logger.Warn("loki: dropping log records", "records", len(logs), "err", err)
-		f.dropped.WithLabelValues(DropPush).Add(float64(len(logs)))
+		f.metrics.Drop(DropPush, len(logs))
 		return
 	}
-	f.forwarded.Add(float64(len(logs)))
+	f.metrics.Forwarded.Add(float64(len(logs)))
 }
 
 func (f *Forwarder) push(ctx context.Context, body []byte) error {

@@ -109,11 +109,11 @@ func TestForwarderNeverBlocksWhenLokiHangs(t *testing.T) {
 			t.Fatalf("WriteLogs %d: %v", i, err)
 		}
 	}
-	accepted = 10 - int(testutil.ToFloat64(f.dropped.WithLabelValues(DropQueueFull)))
+	accepted = 10 - int(testutil.ToFloat64(f.metrics.Dropped.WithLabelValues(DropQueueFull)))
 	if accepted != 2 {
 		t.Errorf("queued while Loki hangs: got %d, want 2 (the queue size)", accepted)
 	}
-	if got := testutil.ToFloat64(f.dropped.WithLabelValues(DropQueueFull)); got != 8 {
+	if got := testutil.ToFloat64(f.metrics.Dropped.WithLabelValues(DropQueueFull)); got != 8 {
 		t.Errorf("dropped: got %v, want 8", got)
 	}
 	if n, err := testutil.GatherAndCount(reg, "pilothouse_loki_dropped_records_total"); err != nil || n != 3 {
@@ -158,10 +158,10 @@ func TestForwarderRetries(t *testing.T) {
 			if len(pushes) != tt.wantPushes {
 				t.Errorf("pushes: got %d, want %d", len(pushes), tt.wantPushes)
 			}
-			if got := testutil.ToFloat64(f.forwarded); got != tt.wantForwarded {
+			if got := testutil.ToFloat64(f.metrics.Forwarded); got != tt.wantForwarded {
 				t.Errorf("forwarded: got %v, want %v", got, tt.wantForwarded)
 			}
-			if got := testutil.ToFloat64(f.dropped.WithLabelValues(DropPush)); got != tt.wantDropped {
+			if got := testutil.ToFloat64(f.metrics.Dropped.WithLabelValues(DropPush)); got != tt.wantDropped {
 				t.Errorf("dropped: got %v, want %v", got, tt.wantDropped)
 			}
 		})

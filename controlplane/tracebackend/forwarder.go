@@ -83,9 +83,7 @@ type Forwarder struct {
 
 	q *forward.Queue[store.Span]
 
-	forwarded prometheus.Counter
-	dropped   *prometheus.CounterVec
-	exports   *prometheus.CounterVec
+	metrics *forward.Metrics
 }
 
 // NewForwarder starts a forwarder. Stop it with Close.
@@ -124,34 +122,18 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	f := &Forwarder{
 		cfg:      cfg,
 		endpoint: u.String(),
-		forwarded: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pilothouse_trace_forward_spans_total", Help: "Spans the OTLP trace backend accepted.",
-		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pilothouse_trace_forward_dropped_spans_total", Help: "Spans not forwarded to the OTLP trace backend, by reason.",
-		}, []string{"reason"}),
-		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pilothouse_trace_forward_exports_total", Help: "Export requests to the OTLP trace backend, by result (ok, error).",
-		}, []string{"result"}),
+		metrics: forward.NewMetrics(forward.MetricNames{
+			Forwarded: "pilothouse_trace_forward_spans_total", ForwardedHelp: "Spans the OTLP trace backend accepted.",
+			Dropped: "pilothouse_trace_forward_dropped_spans_total", DroppedHelp: "Spans not forwarded to the OTLP trace backend, by reason.",
+			Requests: "pilothouse_trace_forward_exports_total", RequestsHelp: "Export requests to the OTLP trace backend, by result (ok, error).",
+			Queued: "pilothouse_trace_forward_queue_batches", QueuedHelp: "Batches waiting to be exported to the OTLP trace backend.",
+		}, DropQueueFull, DropExport, DropInvalid, DropClosed),
 	}
-	for _, r := range []string{"ok", "error"} {
-		f.exports.WithLabelValues(r)
-	}
-	for _, r := range []string{DropQueueFull, DropExport, DropInvalid, DropClosed} {
-		f.dropped.WithLabelValues(r)
-	}
-	if cfg.Registerer != nil {
-		queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pilothouse_trace_forward_queue_batches", Help: "Batches waiting to be exported to the OTLP trace backend.",
-		}, func() float64 { return float64(f.q.Len()) })
-		for _, c := range []prometheus.Collector{f.forwarded, f.dropped, f.exports, queued} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("tracebackend: register metrics: %w", err)
-			}
-		}
+	if err := f.metrics.Register(cfg.Registerer, func() int { return f.q.Len() }); err != nil {
+		return nil, fmt.Errorf("tracebackend: %w", err)
 	}
 	f.q = forward.New(forward.Config[store.Span]{Batches: cfg.QueueBatches, MaxItems: cfg.BatchSpans,
-		Send: f.send, Drop: func(reason string, n int) { f.dropped.WithLabelValues(reason).Add(float64(n)) }})
+		Send: f.send, Drop: f.metrics.Drop})
 	return f, nil
 }
 
@@ -174,7 +156,7 @@ func (f *Forwarder) Close(ctx context.Context) error {
 func (f *Forwarder) send(ctx context.Context, spans []store.Span) {
 	req, skipped := exportRequest(spans)
 	if skipped > 0 {
-		f.dropped.WithLabelValues(DropInvalid).Add(float64(skipped))
+		f.metrics.Drop(DropInvalid, skipped)
 	}
 	sent := len(spans) - skipped
 	if sent == 0 {
@@ -182,22 +164,16 @@ func (f *Forwarder) send(ctx context.Context, spans []store.Span) {
 	}
 	body, err := proto.Marshal(req)
 	if err != nil {
-		f.dropped.WithLabelValues(DropExport).Add(float64(sent))
+		f.metrics.Drop(DropExport, sent)
 		return
 	}
-	err = forward.Retry(ctx, f.cfg.Retries, f.cfg.RetryBackoff, func() error { return f.export(ctx, body) }, func(err error) {
-		if err == nil {
-			f.exports.WithLabelValues("ok").Inc()
-		} else {
-			f.exports.WithLabelValues("error").Inc()
-		}
-	})
+	err = forward.Retry(ctx, f.cfg.Retries, f.cfg.RetryBackoff, func() error { return f.export(ctx, body) }, f.metrics.Request)
 	if err != nil {
 		f.cfg.Logger.Warn("tracebackend: dropping spans", "spans", sent, "err", err)
-		f.dropped.WithLabelValues(DropExport).Add(float64(sent))
+		f.metrics.Drop(DropExport, sent)
 		return
 	}
-	f.forwarded.Add(float64(sent))
+	f.metrics.Forwarded.Add(float64(sent))
 }
 
 func (f *Forwarder) export(ctx context.Context, body []byte) error {

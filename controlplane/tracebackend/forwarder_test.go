@@ -118,10 +118,10 @@ func TestForwarderRoundTrip(t *testing.T) {
 	if got[0][1].RequestID != "req-9" {
 		t.Errorf("request ID without the attribute: got %q, want req-9", got[0][1].RequestID)
 	}
-	if d := testutil.ToFloat64(f.dropped.WithLabelValues(DropInvalid)); d != 1 {
+	if d := testutil.ToFloat64(f.metrics.Dropped.WithLabelValues(DropInvalid)); d != 1 {
 		t.Errorf("invalid dropped: got %v, want 1", d)
 	}
-	if n := testutil.ToFloat64(f.forwarded); n != 2 {
+	if n := testutil.ToFloat64(f.metrics.Forwarded); n != 2 {
 		t.Errorf("forwarded: got %v, want 2", n)
 	}
 }
@@ -143,7 +143,7 @@ func TestForwarderNeverBlocksWhenBackendHangs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := testutil.ToFloat64(f.dropped.WithLabelValues(DropQueueFull)); got != 7 {
+	if got := testutil.ToFloat64(f.metrics.Dropped.WithLabelValues(DropQueueFull)); got != 7 {
 		t.Errorf("dropped while hanging: got %v, want 7", got)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -180,10 +180,10 @@ func TestForwarderRetries(t *testing.T) {
 			if len(got) != tt.wantExports {
 				t.Errorf("exports: got %d, want %d", len(got), tt.wantExports)
 			}
-			if n := testutil.ToFloat64(f.forwarded); n != tt.wantOK {
+			if n := testutil.ToFloat64(f.metrics.Forwarded); n != tt.wantOK {
 				t.Errorf("forwarded: got %v, want %v", n, tt.wantOK)
 			}
-			if n := testutil.ToFloat64(f.dropped.WithLabelValues(DropExport)); n != tt.wantDropped {
+			if n := testutil.ToFloat64(f.metrics.Dropped.WithLabelValues(DropExport)); n != tt.wantDropped {
 				t.Errorf("dropped: got %v, want %v", n, tt.wantDropped)
 			}
 		})
