@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,14 +20,9 @@ import (
 // PushPath is Loki's push endpoint, relative to its base URL.
 const PushPath = "/loki/api/v1/push"
 
-// Defaults for zero Config fields.
-const (
-	DefaultQueueBatches = 1024
-	DefaultBatchRecords = 1000
-	DefaultTimeout      = 10 * time.Second
-	DefaultRetries      = 2
-	DefaultRetryBackoff = 500 * time.Millisecond
-)
+// DefaultBatchRecords is Config.BatchRecords' default; forward.Delivery
+// has the other defaults.
+const DefaultBatchRecords = 1000
 
 // Errors.
 var (
@@ -48,26 +41,12 @@ type Config struct {
 	URL string
 	// TenantID, when set, is sent as X-Scope-OrgID.
 	TenantID string
-	// QueueBatches bounds the batches waiting to be pushed; a batch that
-	// does not fit is dropped and counted.
-	QueueBatches int
 	// BatchRecords caps the records in one push.
 	BatchRecords int
-	// Timeout bounds one push request.
-	Timeout time.Duration
-	// Retries is how often a push that failed with a network error, 429
-	// or 5xx is retried before its records are dropped; negative means
-	// none.
-	Retries int
-	// RetryBackoff is the wait before the first retry; it doubles.
-	RetryBackoff time.Duration
-	// Client sends the pushes; nil means a client without a timeout of
-	// its own (Timeout applies per request).
-	Client *http.Client
+	// Delivery is the queue, timeout, retries, client and logger.
+	forward.Delivery
 	// Registerer receives the forwarder's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// Logger receives push failures; nil discards them.
-	Logger *slog.Logger
 }
 
 // Forwarder pushes log records to Loki in the background. Enqueue never
@@ -98,27 +77,10 @@ func NewForwarder(cfg Config) (*Forwarder, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("loki: URL %q: want http(s)://host[:port]", cfg.URL)
 	}
-	if cfg.QueueBatches <= 0 {
-		cfg.QueueBatches = DefaultQueueBatches
-	}
 	if cfg.BatchRecords <= 0 {
 		cfg.BatchRecords = DefaultBatchRecords
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Retries == 0 {
-		cfg.Retries = DefaultRetries
-	}
-	if cfg.RetryBackoff <= 0 {
-		cfg.RetryBackoff = DefaultRetryBackoff
-	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Delivery = cfg.Delivery.WithDefaults()
 	push := strings.TrimRight(cfg.URL, "/")
 	if !strings.HasSuffix(push, PushPath) {
 		push += PushPath

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pilothouse/pilothouse/controlplane/forward"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
@@ -96,7 +97,7 @@ func TestForwarderNeverBlocksWhenLokiHangs(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	f, reg := newForwarder(t, srv.URL, Config{QueueBatches: 2, Retries: -1})
+	f, reg := newForwarder(t, srv.URL, Config{Delivery: forward.Delivery{QueueBatches: 2, Retries: -1}})
 	tee := Tee{Primary: &memLogs{}, Forwarder: f}
 
 	if err := tee.WriteLogs(context.Background(), []store.LogRecord{record("a", "INFO", "first", "r", t0)}); err != nil {
@@ -149,7 +150,7 @@ func TestForwarderRetries(t *testing.T) {
 			rc.status = func(n int) int { return tt.statuses[min(n, len(tt.statuses)-1)] }
 			srv := httptest.NewServer(rc)
 			defer srv.Close()
-			f, _ := newForwarder(t, srv.URL, Config{Retries: 2, RetryBackoff: time.Millisecond})
+			f, _ := newForwarder(t, srv.URL, Config{Delivery: forward.Delivery{Retries: 2, RetryBackoff: time.Millisecond}})
 			f.Enqueue([]store.LogRecord{record("a", "INFO", "x", "r", t0), record("a", "WARN", "y", "r", t0)})
 			if err := f.Close(context.Background()); err != nil {
 				t.Fatalf("Close: %v", err)
@@ -260,7 +261,7 @@ func BenchmarkTeeEnqueue(b *testing.B) {
 	b.ReportAllocs()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
 	defer srv.Close()
-	f, err := NewForwarder(Config{URL: srv.URL, QueueBatches: 16})
+	f, err := NewForwarder(Config{URL: srv.URL, Delivery: forward.Delivery{QueueBatches: 16}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pilothouse/pilothouse/controlplane/forward"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
 	"github.com/pilothouse/pilothouse/controlplane/loki"
 	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
@@ -23,7 +24,7 @@ type engines struct {
 // writers so each batch is stored first and then queued for the backend.
 func (s *Server) startEngines(spans ingest.SpanWriter, logs ingest.LogWriter) (ingest.SpanWriter, ingest.LogWriter, error) {
 	if s.cfg.LokiURL != "" {
-		f, err := loki.NewForwarder(loki.Config{URL: s.cfg.LokiURL, Registerer: s.metrics, Logger: s.cfg.Logger})
+		f, err := loki.NewForwarder(loki.Config{URL: s.cfg.LokiURL, Registerer: s.metrics, Delivery: forward.Delivery{Logger: s.cfg.Logger}})
 		if err != nil {
 			return nil, nil, fmt.Errorf("server: loki: %w", err)
 		}
@@ -31,7 +32,7 @@ func (s *Server) startEngines(spans ingest.SpanWriter, logs ingest.LogWriter) (i
 		logs = loki.Tee{Primary: logs, Forwarder: f}
 	}
 	if s.cfg.OTLPForwardURL != "" {
-		f, err := tracebackend.NewForwarder(tracebackend.ForwarderConfig{URL: s.cfg.OTLPForwardURL, Registerer: s.metrics, Logger: s.cfg.Logger})
+		f, err := tracebackend.NewForwarder(tracebackend.ForwarderConfig{URL: s.cfg.OTLPForwardURL, Registerer: s.metrics, Delivery: forward.Delivery{Logger: s.cfg.Logger}})
 		if err != nil {
 			s.closeEngines(context.Background())
 			return nil, nil, fmt.Errorf("server: otlp forward: %w", err)

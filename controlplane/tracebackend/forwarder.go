@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -22,14 +20,9 @@ import (
 // TracesPath is the OTLP/HTTP traces path appended to a URL without a path.
 const TracesPath = "/v1/traces"
 
-// Defaults for zero ForwarderConfig fields.
-const (
-	DefaultQueueBatches = 1024
-	DefaultBatchSpans   = 2000
-	DefaultTimeout      = 10 * time.Second
-	DefaultRetries      = 2
-	DefaultRetryBackoff = 500 * time.Millisecond
-)
+// DefaultBatchSpans is ForwarderConfig.BatchSpans' default;
+// forward.Delivery has the other defaults.
+const DefaultBatchSpans = 2000
 
 // Drop reasons, the "reason" label of
 // pilothouse_trace_forward_dropped_spans_total.
@@ -55,24 +48,13 @@ type ForwarderConfig struct {
 	URL string
 	// Headers are added to every export (for example Authorization).
 	Headers map[string]string
-	// QueueBatches bounds the batches waiting to be exported; a batch
-	// that does not fit is dropped and counted.
-	QueueBatches int
 	// BatchSpans caps the spans in one export request.
 	BatchSpans int
-	// Timeout bounds one export request.
-	Timeout time.Duration
-	// Retries is how often an export that failed with a network error,
-	// 429, 502, 503 or 504 is retried; negative means none.
-	Retries int
-	// RetryBackoff is the wait before the first retry; it doubles.
-	RetryBackoff time.Duration
-	// Client sends the exports; nil means a plain client.
-	Client *http.Client
+	// Delivery is the queue, timeout, retries (on a network error, 429,
+	// 502, 503 or 504), client and logger.
+	forward.Delivery
 	// Registerer receives the forwarder's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// Logger receives export failures; nil discards them.
-	Logger *slog.Logger
 }
 
 // Forwarder exports spans to an OTLP/HTTP endpoint in the background.
@@ -98,27 +80,10 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if u.Path == "" || u.Path == "/" {
 		u.Path = TracesPath
 	}
-	if cfg.QueueBatches <= 0 {
-		cfg.QueueBatches = DefaultQueueBatches
-	}
 	if cfg.BatchSpans <= 0 {
 		cfg.BatchSpans = DefaultBatchSpans
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
-	}
-	if cfg.Retries == 0 {
-		cfg.Retries = DefaultRetries
-	}
-	if cfg.RetryBackoff <= 0 {
-		cfg.RetryBackoff = DefaultRetryBackoff
-	}
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
+	cfg.Delivery = cfg.Delivery.WithDefaults()
 	f := &Forwarder{
 		cfg:      cfg,
 		endpoint: u.String(),

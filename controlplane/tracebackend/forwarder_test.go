@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/pilothouse/pilothouse/controlplane/forward"
 	"github.com/pilothouse/pilothouse/controlplane/ingest"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
@@ -131,7 +132,7 @@ func TestForwarderNeverBlocksWhenBackendHangs(t *testing.T) {
 	srv := httptest.NewServer(col)
 	defer srv.Close()
 	defer close(col.hang)
-	f := newTestForwarder(t, srv.URL, ForwarderConfig{QueueBatches: 3, Retries: -1})
+	f := newTestForwarder(t, srv.URL, ForwarderConfig{Delivery: forward.Delivery{QueueBatches: 3, Retries: -1}})
 	tee := Tee{Primary: discardSpans{}, Forwarder: f}
 	start := time.Now()
 	if err := tee.WriteSpans(context.Background(), []store.Span{testSpan("a1b2c3d4e5f60718", start)}); err != nil {
@@ -171,7 +172,7 @@ func TestForwarderRetries(t *testing.T) {
 			col := &collector{status: func(n int) int { return tt.statuses[min(n, len(tt.statuses)-1)] }}
 			srv := httptest.NewServer(col)
 			defer srv.Close()
-			f := newTestForwarder(t, srv.URL+"/", ForwarderConfig{Retries: 2, RetryBackoff: time.Millisecond})
+			f := newTestForwarder(t, srv.URL+"/", ForwarderConfig{Delivery: forward.Delivery{Retries: 2, RetryBackoff: time.Millisecond}})
 			f.Enqueue([]store.Span{testSpan("a1b2c3d4e5f60718", time.Now())})
 			if err := f.Close(context.Background()); err != nil {
 				t.Fatal(err)
