@@ -1,13 +1,17 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
 // controlPlanes is the agent's list of control-plane replicas and the one
@@ -120,4 +124,45 @@ func isReplicaFailure(ctx context.Context, resp *http.Response, err error) bool 
 		return !errors.Is(ctx.Err(), context.Canceled)
 	}
 	return resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests
+}
+
+// outbound is one request of the agent's background senders.
+type outbound struct {
+	client      *http.Client
+	method      string
+	contentType string // "" sends none
+	token       string // sent as a Bearer token when set
+	body        []byte // nil sends none
+}
+
+// do sends o to target. retryable reports a failure worth another try
+// (see isReplicaFailure); resp is nil when err is not.
+func (o outbound) do(ctx context.Context, target string) (resp *http.Response, retryable bool, err error) {
+	var body io.Reader
+	if o.body != nil {
+		body = bytes.NewReader(o.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, o.method, target, body)
+	if err != nil {
+		return nil, false, err
+	}
+	if o.contentType != "" {
+		req.Header.Set("Content-Type", o.contentType)
+	}
+	if o.token != "" {
+		req.Header.Set(wire.HeaderAuthorization, "Bearer "+o.token)
+	}
+	resp, err = o.client.Do(req)
+	return resp, isReplicaFailure(ctx, resp, err), err
+}
+
+// do sends o to path on the current replica; a failure worth another try
+// moves the agent to the next replica (for the following requests).
+func (p *controlPlanes) do(ctx context.Context, path string, o outbound) (*http.Response, bool, error) {
+	replica, base := p.current()
+	resp, retryable, err := o.do(ctx, base+path)
+	if retryable {
+		p.failed(replica)
+	}
+	return resp, retryable, err
 }

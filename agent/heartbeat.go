@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -202,19 +201,9 @@ func (a *Agent) postHeartbeat(ctx context.Context, hb *wire.Heartbeat) error {
 	if err != nil {
 		return fmt.Errorf("agent: encode heartbeat: %w", err)
 	}
-	replica, base := a.cfg.planes.current()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+wire.PathHeartbeat, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("agent: heartbeat: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if a.cfg.token != "" {
-		req.Header.Set(wire.HeaderAuthorization, "Bearer "+a.cfg.token)
-	}
-	resp, err := a.cfg.httpClient.Do(req)
-	if isReplicaFailure(ctx, resp, err) {
-		a.cfg.planes.failed(replica)
-	}
+	resp, _, err := a.cfg.planes.do(ctx, wire.PathHeartbeat, outbound{
+		client: a.cfg.httpClient, method: http.MethodPost, contentType: "application/json", token: a.cfg.token, body: body,
+	})
 	if err != nil {
 		return fmt.Errorf("agent: heartbeat: %w", err)
 	}

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -152,23 +151,12 @@ const defaultResendAfter = 500 * time.Millisecond
 // worth another try (which, with planes, moved the agent to the next
 // replica).
 func (p *poster) sendOnce(ctx context.Context, body []byte) (retryable bool, err error) {
-	target, replica := p.url, -1
+	o := outbound{client: p.client, method: http.MethodPost, contentType: "application/x-protobuf", token: p.token, body: body}
+	var resp *http.Response
 	if p.planes != nil {
-		var base string
-		replica, base = p.planes.current()
-		target = base + p.path
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return false, fmt.Errorf("agent: export %s: %w", p.what, err)
-	}
-	req.Header.Set("Content-Type", "application/x-protobuf")
-	if p.token != "" {
-		req.Header.Set(wire.HeaderAuthorization, "Bearer "+p.token)
-	}
-	resp, err := p.client.Do(req)
-	if retryable = isReplicaFailure(ctx, resp, err); retryable && replica >= 0 {
-		p.planes.failed(replica)
+		resp, retryable, err = p.planes.do(ctx, p.path, o)
+	} else {
+		resp, retryable, err = o.do(ctx, p.url)
 	}
 	if err != nil {
 		return retryable, fmt.Errorf("agent: export %s: %w", p.what, err)

@@ -120,20 +120,11 @@ func (a *Agent) pollPolicy(ctx context.Context) error {
 	q.Set("instance", a.cfg.instanceID)
 	q.Set("version", strconv.FormatInt(seen, 10))
 	q.Set("wait", a.cfg.policyWait.String())
-	replica, base := a.cfg.planes.current()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.PathPolicy+"?"+q.Encode(), nil)
-	if err != nil {
-		return fmt.Errorf("agent: policy poll: %w", err)
-	}
-	if a.cfg.token != "" {
-		req.Header.Set(wire.HeaderAuthorization, "Bearer "+a.cfg.token)
-	}
-	resp, err := a.policyClient.client.Do(req)
-	if isReplicaFailure(ctx, resp, err) {
-		// The next poll (after the usual backoff) asks the next replica,
-		// from the version this one gave us.
-		a.cfg.planes.failed(replica)
-	}
+	// On a replica's failure the next poll (after the usual backoff) asks
+	// the next replica, from the version this one gave us.
+	resp, _, err := a.cfg.planes.do(ctx, wire.PathPolicy+"?"+q.Encode(), outbound{
+		client: a.policyClient.client, method: http.MethodGet, token: a.cfg.token,
+	})
 	if err != nil {
 		return fmt.Errorf("agent: policy poll: %w", err)
 	}
