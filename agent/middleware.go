@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // unmatchedRoute is the route label of requests no route matched, so that
@@ -47,10 +48,16 @@ type requestState struct {
 }
 
 // Value implements context.Context: the state under stateKey, the
-// parent's values otherwise.
+// server span under otel's span key (so trace.SpanFromContext finds it),
+// the parent's values otherwise.
 func (st *requestState) Value(key any) any {
-	if key == (stateKey{}) {
+	switch key {
+	case stateKey{}:
 		return st
+	case otelSpanKey:
+		if otelSpanKey != nil {
+			return trace.Span(st.span)
+		}
 	}
 	return st.Context.Value(key)
 }
@@ -109,7 +116,10 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		span := &st.spanData
 		st.span = span
 		ri := a.names.get(method, route)
-		ctx = a.startServerSpan(ctx, span, ri.name, start)
+		a.startServerSpan(ctx, span, ri.name, start)
+		if otelSpanKey == nil {
+			ctx = trace.ContextWithSpan(ctx, span)
+		}
 		st.handler = logHandler{sink: a.sink, req: st}
 		st.Context = ctx
 		c.Request = req.WithContext(st)

@@ -77,9 +77,9 @@ var _ trace.Span = (*serverSpan)(nil)
 
 // startServerSpan starts the request's span in s (part of the request's
 // state, so it costs no allocation of its own) as a child of the remote
-// parent in ctx (if any), sampled by the agent's sampler, and returns ctx
-// carrying it.
-func (a *Agent) startServerSpan(ctx context.Context, s *serverSpan, name string, start time.Time) context.Context {
+// parent in ctx (if any), sampled by the agent's sampler. The request state
+// carries it in the request's context (see requestState.Value).
+func (a *Agent) startServerSpan(ctx context.Context, s *serverSpan, name string, start time.Time) {
 	parent := trace.SpanContextFromContext(ctx)
 	cfg := trace.SpanContextConfig{SpanID: newSpanID()}
 	if parent.IsValid() {
@@ -101,7 +101,34 @@ func (a *Agent) startServerSpan(ctx context.Context, s *serverSpan, name string,
 	if len(res.Attributes) > 0 {
 		s.extras().attrs = append(s.extras().attrs, res.Attributes...)
 	}
-	return trace.ContextWithSpan(ctx, s)
+}
+
+// otelSpanKey is the context key trace.ContextWithSpan stores a span
+// under. It is unexported, so it is read once from a probe: with it the
+// request state answers trace.SpanFromContext itself and the request's
+// context needs no extra node for the span. It is nil if the probe saw no
+// key (a future otel version), and then the middleware falls back to
+// trace.ContextWithSpan.
+var otelSpanKey = func() any {
+	var p keyProbe
+	trace.SpanFromContext(&p)
+	if p.calls != 1 {
+		return nil
+	}
+	return p.key
+}()
+
+// keyProbe records the key of the one Value call made on it.
+type keyProbe struct {
+	context.Context
+	key   any
+	calls int
+}
+
+func (p *keyProbe) Value(k any) any {
+	p.key = k
+	p.calls++
+	return nil
 }
 
 // extras returns s.extra, allocating it; call it with mu held (or before

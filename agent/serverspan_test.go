@@ -117,10 +117,7 @@ func TestServerSpanSemantics(t *testing.T) {
 	a, _ := newTestAgent(t)
 	start := time.Now()
 	var s serverSpan
-	ctx := a.startServerSpan(context.Background(), &s, "GET /x", start)
-	if trace.SpanFromContext(ctx) != trace.Span(&s) {
-		t.Fatalf("context span: got %v, want the server span", trace.SpanFromContext(ctx))
-	}
+	a.startServerSpan(context.Background(), &s, "GET /x", start)
 	if !s.SpanContext().IsValid() || !s.SpanContext().IsSampled() || s.parent.IsValid() {
 		t.Fatalf("root span context: got %+v, want a valid sampled root", s.SpanContext())
 	}
@@ -187,5 +184,41 @@ func TestServerSpanNotSampled(t *testing.T) {
 				t.Errorf("recorded spans: got %d, want 0 (the child follows its parent's decision)", got)
 			}
 		})
+	}
+}
+
+// TestRequestContextCarriesServerSpan checks that the request context
+// answers trace.SpanFromContext with the server span itself (the request
+// state stands in for trace.ContextWithSpan), that a span code puts on top
+// of it wins, and that the remote parent below it stays hidden.
+func TestRequestContextCarriesServerSpan(t *testing.T) {
+	if otelSpanKey == nil {
+		t.Fatal("otelSpanKey: the probe found no key; trace.SpanFromContext no longer makes exactly one Value call")
+	}
+	a, _ := newTestAgent(t)
+	r := gin.New()
+	r.Use(a.Middleware())
+	var inHandler, onTop trace.Span
+	var st *requestState
+	r.GET("/x", func(c *gin.Context) {
+		ctx := c.Request.Context()
+		inHandler, st = trace.SpanFromContext(ctx), stateFrom(ctx)
+		_, child := a.tp.Tracer("test").Start(ctx, "child")
+		onTop = trace.SpanFromContext(trace.ContextWithSpan(ctx, child))
+		if child.SpanContext().TraceID() != inHandler.SpanContext().TraceID() {
+			t.Errorf("child trace: got %s, want the server span's", child.SpanContext().TraceID())
+		}
+		child.End()
+		c.Status(http.StatusNoContent)
+	})
+	serve(t, r, http.MethodGet, "/x", http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})
+	if st == nil || inHandler != trace.Span(st.span) {
+		t.Fatalf("SpanFromContext in the handler: got %v, want the server span", inHandler)
+	}
+	if onTop == inHandler {
+		t.Error("SpanFromContext over ContextWithSpan: got the server span, want the span put on top")
+	}
+	if inHandler.SpanContext().IsRemote() || inHandler.SpanContext().SpanID().String() == "00f067aa0ba902b7" {
+		t.Errorf("server span: got %+v, want a local child of the remote parent", inHandler.SpanContext())
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -43,10 +44,12 @@ func run() error {
 	mode := flag.String("mode", "bare", "bare, agent or policy")
 	addr := flag.String("addr", "127.0.0.1:9100", "listen address")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile to this file on exit")
 	accessLog := flag.Bool("access-log", false, "also log one access line per request (a second log line)")
 	sample := flag.Float64("sample", 1, "agent: trace sampling ratio (to see what spans cost)")
 	logLine := flag.Bool("log", true, "agent: the handler logs one line (to see what logging costs)")
 	localLog := flag.Bool("local-log", true, "agent: also encode each log line as local JSON (to a discarding writer); false is WithLocalLog(io.Discard), export only")
+	sinkURL := flag.String("sink", "", "agent: export to this control plane (e.g. a benchserver -mode sink) instead of a sink in this process")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -59,6 +62,15 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -67,17 +79,23 @@ func run() error {
 	switch *mode {
 	case "bare":
 		r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "hello user") })
+	case "sink":
+		r.POST("/*path", func(c *gin.Context) { _, _ = io.Copy(io.Discard, c.Request.Body) })
 	case "agent", "policy":
-		sink, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
+		controlPlane := *sinkURL
+		if controlPlane == "" {
+			sink, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+			controlPlane = "http://" + sink.Addr().String()
 		}
-		go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
 		var local io.Writer = discard{}
 		if !*localLog {
 			local = io.Discard
 		}
-		ag, err := agent.New("bench", agent.WithControlPlane("http://"+sink.Addr().String()),
+		ag, err := agent.New("bench", agent.WithControlPlane(controlPlane),
 			agent.WithSampleRatio(*sample), agent.WithLocalLog(local), agent.WithInstanceID("bench-1"),
 			agent.WithAccessLog(*accessLog))
 		if err != nil {
@@ -97,7 +115,7 @@ func run() error {
 			c.String(http.StatusOK, "hello user")
 		})
 	default:
-		return fmt.Errorf("unknown -mode %q", *mode)
+		return fmt.Errorf("unknown -mode %q (bare, agent, policy or sink)", *mode)
 	}
 	srv := &http.Server{Addr: *addr, Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); srv.Close() }()
