@@ -3,44 +3,70 @@
 # the same Gin route bare, with the full agent, and with the agent and a
 # policy of every rule kind, alternated round by round so that the modes
 # share the machine's state. Prints one row per run: requests/s, and the
-# server's CPU seconds per 1,000 requests (from /proc), which varies less
-# than requests/s on a shared machine.
+# server's CPU per request (from /proc), which varies less than requests/s
+# on a shared machine; then, per load, the median of each round's
+# agent/bare and policy/bare ratios.
 #
-#   scripts/bench-agent.sh [rounds] [seconds] [wrk threads] [connections]
+#   scripts/bench-agent.sh [rounds] [seconds] [load ...]
 #
-# Needs wrk. Defaults: 4 rounds of 5 s, wrk -t1 -c16.
+# A load is wrk's threads and connections, "t1c16" for -t1 -c16.
+# Defaults: 4 rounds of 5 s at t1c16. Needs wrk.
 set -euo pipefail
 rounds=${1:-4}
 secs=${2:-5}
-threads=${3:-1}
-conns=${4:-16}
+shift $(($# < 2 ? $# : 2))
+loads=("$@")
+[ ${#loads[@]} -gt 0 ] || loads=(t1c16)
 addr=127.0.0.1:9100
-bin=$(mktemp -d)/benchserver
-trap 'rm -rf "$(dirname "$bin")"' EXIT
+dir=$(mktemp -d)
+bin=$dir/benchserver
+trap 'rm -rf "$dir"' EXIT
 go build -o "$bin" ./examples/benchserver
 command -v wrk >/dev/null || { echo "bench-agent: wrk is not installed" >&2; exit 1; }
 
 cpu_of() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), wrk -t$threads -c$conns -d${secs}s"
-printf '%-5s %-7s %12s %14s\n' round mode 'req/s' 'cpu-ms/1k req'
-for round in $(seq 1 "$rounds"); do
-  for mode in bare agent policy; do
-    "$bin" -mode "$mode" -addr "$addr" &
-    pid=$!
-    for _ in $(seq 50); do
-      curl -fsS -o /dev/null "http://$addr/users/42" 2>/dev/null && break
-      sleep 0.1
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds of ${secs}s"
+printf '%-7s %-5s %-7s %12s %14s\n' load round mode 'req/s' 'µs CPU/req'
+for load in "${loads[@]}"; do
+  [[ $load =~ ^t([0-9]+)c([0-9]+)$ ]] || { echo "bench-agent: load $load is not like t1c16" >&2; exit 2; }
+  threads=${BASH_REMATCH[1]}
+  conns=${BASH_REMATCH[2]}
+  for round in $(seq 1 "$rounds"); do
+    for mode in bare agent policy; do
+      "$bin" -mode "$mode" -addr "$addr" &
+      pid=$!
+      for _ in $(seq 50); do
+        curl -fsS -o /dev/null "http://$addr/users/42" 2>/dev/null && break
+        sleep 0.1
+      done
+      c0=$(cpu_of "$pid")
+      out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" "http://$addr/users/42")
+      c1=$(cpu_of "$pid")
+      kill "$pid"
+      wait "$pid" 2>/dev/null || true
+      rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+      reqs=$(awk '/requests in/{print $1}' <<<"$out")
+      awk -v l="$load" -v r="$round" -v m="$mode" -v rps="$rps" -v c="$((c1 - c0))" -v n="$reqs" -v hz="$hz" \
+        'BEGIN{printf "%-7s %-5s %-7s %12.0f %14.1f\n", l, r, m, rps, (c/hz*1e6)/n}' | tee -a "$dir/rows"
     done
-    c0=$(cpu_of "$pid")
-    out=$(wrk -t"$threads" -c"$conns" -d"${secs}s" "http://$addr/users/42")
-    c1=$(cpu_of "$pid")
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
-    rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
-    reqs=$(awk '/requests in/{print $1}' <<<"$out")
-    awk -v r="$round" -v m="$mode" -v rps="$rps" -v c="$((c1 - c0))" -v n="$reqs" -v hz="$hz" \
-      'BEGIN{printf "%-5s %-7s %12.0f %14.1f\n", r, m, rps, (c/hz*1000)/(n/1000)}'
   done
 done
+
+echo
+echo "# median over rounds of each round's ratio to bare (requests/s)"
+printf '%-7s %12s %12s\n' load agent/bare policy/bare
+awk '
+  { rps[$1, $2, $3] = $4; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } ; if ($2 > rounds[$1]) rounds[$1] = $2 }
+  function median(a, k,   i, j, t) {
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return k % 2 ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2
+  }
+  END {
+    for (i = 1; i <= n; i++) {
+      l = order[i]; k = rounds[l]
+      for (r = 1; r <= k; r++) { ag[r] = rps[l, r, "agent"] / rps[l, r, "bare"]; po[r] = rps[l, r, "policy"] / rps[l, r, "bare"] }
+      printf "%-7s %12.2f %12.2f\n", l, median(ag, k), median(po, k)
+    }
+  }' "$dir/rows"
