@@ -31,7 +31,7 @@ type verdict struct {
 	retryAfter time.Duration
 
 	admitted  [maxInboundBreakers]admission
-	nAdmitted int
+	nAdmitted uint8
 	// now is when the limits and breakers were asked; outcomes are
 	// recorded at now plus the request's duration, saving a clock read.
 	now time.Time
@@ -80,11 +80,11 @@ func (a *Agent) decide(c *gin.Context, st *requestState, method, route string) b
 		}
 		if d.shadow {
 			d.counts.add(actShadow)
-			v.mark(st.span, d.id, actShadow, actDegraded)
+			v.mark(&st.span, d.id, actShadow, actDegraded)
 			continue
 		}
 		d.counts.add(actDegraded)
-		v.mark(st.span, d.id, actDegraded, 0)
+		v.mark(&st.span, d.id, actDegraded, 0)
 		v.reject = &d.fallback
 		return true
 	}
@@ -100,7 +100,7 @@ func (a *Agent) decide(c *gin.Context, st *requestState, method, route string) b
 		var key string
 		switch l.key {
 		case keyClientIP:
-			key = st.clientIP
+			key = st.span.client
 		case keyHeader:
 			if vs := h[l.header]; len(vs) > 0 {
 				key = vs[0]
@@ -112,10 +112,10 @@ func (a *Agent) decide(c *gin.Context, st *requestState, method, route string) b
 			l.counts.add(actPassed)
 		case l.shadow:
 			l.counts.add(actShadow)
-			v.mark(st.span, l.id, actShadow, actLimited)
+			v.mark(&st.span, l.id, actShadow, actLimited)
 		default:
 			l.counts.add(actLimited)
-			v.mark(st.span, l.id, actLimited, 0)
+			v.mark(&st.span, l.id, actLimited, 0)
 			v.reject, v.retryAfter = &l.reject, wait
 			return true
 		}
@@ -136,10 +136,10 @@ func (a *Agent) decide(c *gin.Context, st *requestState, method, route string) b
 			}
 		case br.shadow:
 			br.counts.add(actShadow)
-			v.mark(st.span, br.id, actShadow, actBroken)
+			v.mark(&st.span, br.id, actShadow, actBroken)
 		default:
 			br.counts.add(actBroken)
-			v.mark(st.span, br.id, actBroken, 0)
+			v.mark(&st.span, br.id, actBroken, 0)
 			v.reject = &br.fallback
 			for i := range v.nAdmitted {
 				v.admitted[i].br.b.Release(v.admitted[i].gen)

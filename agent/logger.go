@@ -100,11 +100,26 @@ func (s *logSink) dropped() uint64 { return s.lostNoQueue.Load() }
 // writer and queues the record for OTLP export. Group names are flattened
 // into dotted keys ("db.query") in both outputs.
 type logHandler struct {
-	sink   *logSink
-	req    *requestState // nil when not bound to a request
-	prefix string        // open groups, "a.b."
-	attrs  []slog.Attr   // flattened, resolved
-	json   []byte        // attrs pre-encoded, each ",\"k\":v"
+	sink *logSink
+	req  *requestState // nil when not bound to a request
+	// scope holds what WithGroup and WithAttrs added; nil for nothing, so
+	// that the handler kept in every request's state stays small.
+	scope *logScope
+}
+
+// logScope is a handler's open groups and attributes.
+type logScope struct {
+	prefix string      // open groups, "a.b."
+	attrs  []slog.Attr // flattened, resolved
+	json   []byte      // attrs pre-encoded, each ",\"k\":v"
+}
+
+// scoped returns h's scope; the empty one when it has none.
+func (h *logHandler) scoped() logScope {
+	if h.scope == nil {
+		return logScope{}
+	}
+	return *h.scope
 }
 
 var _ slog.Handler = (*logHandler)(nil)
@@ -115,22 +130,23 @@ func (h *logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	if len(as) == 0 {
 		return h
 	}
-	h2 := *h
-	h2.attrs = append(h.attrs[:len(h.attrs):len(h.attrs)], flattenAttrs(nil, h.prefix, as)...)
-	h2.json = h.json[:len(h.json):len(h.json)]
-	for _, a := range h2.attrs[len(h.attrs):] {
-		h2.json = appendJSONAttr(h2.json, a)
+	old := h.scoped()
+	sc := &logScope{prefix: old.prefix}
+	sc.attrs = append(old.attrs[:len(old.attrs):len(old.attrs)], flattenAttrs(nil, old.prefix, as)...)
+	sc.json = old.json[:len(old.json):len(old.json)]
+	for _, a := range sc.attrs[len(old.attrs):] {
+		sc.json = appendJSONAttr(sc.json, a)
 	}
-	return &h2
+	return &logHandler{sink: h.sink, req: h.req, scope: sc}
 }
 
 func (h *logHandler) WithGroup(name string) slog.Handler {
 	if name == "" {
 		return h
 	}
-	h2 := *h
-	h2.prefix = h.prefix + name + "."
-	return &h2
+	sc := h.scoped()
+	sc.prefix += name + "."
+	return &logHandler{sink: h.sink, req: h.req, scope: &sc}
 }
 
 func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -139,34 +155,35 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 		st = stateFrom(ctx)
 	}
 	var (
-		sc        trace.SpanContext
+		spanCtx   trace.SpanContext
 		requestID string
 	)
 	if st != nil {
-		sc, requestID = st.span.SpanContext(), st.requestID
+		spanCtx, requestID = st.span.SpanContext(), st.span.requestID
 	} else if ctx != nil {
-		sc = trace.SpanContextFromContext(ctx)
+		spanCtx = trace.SpanContextFromContext(ctx)
 	}
 	var attrs []slog.Attr
-	if n := len(h.attrs) + r.NumAttrs(); n > 0 {
+	sc := h.scoped()
+	if n := len(sc.attrs) + r.NumAttrs(); n > 0 {
 		attrs = make([]slog.Attr, 0, n)
-		attrs = append(attrs, h.attrs...)
+		attrs = append(attrs, sc.attrs...)
 		r.Attrs(func(a slog.Attr) bool {
-			attrs = flattenAttr(attrs, h.prefix, a)
+			attrs = flattenAttr(attrs, sc.prefix, a)
 			return true
 		})
 	}
 	var err error
 	if !h.sink.discard {
-		err = h.writeLocal(&r, sc, requestID, attrs[len(h.attrs):])
+		err = h.writeLocal(&r, spanCtx, requestID, sc.json, attrs[len(sc.attrs):])
 	}
 	if q := h.sink.queue; q != nil {
 		q.Offer(logEntry{
 			time:      r.Time,
 			level:     r.Level,
 			msg:       r.Message,
-			traceID:   sc.TraceID(),
-			spanID:    sc.SpanID(),
+			traceID:   spanCtx.TraceID(),
+			spanID:    spanCtx.SpanID(),
 			requestID: requestID,
 			attrs:     attrs,
 		})
@@ -174,7 +191,7 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
-func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID string, recAttrs []slog.Attr) error {
+func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID string, scopeJSON []byte, recAttrs []slog.Attr) error {
 	bp := h.sink.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
@@ -198,7 +215,7 @@ func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID 
 		b = append(b, hexEncode(sid[:], spanID[:])...)
 		b = append(b, '"')
 	}
-	b = append(b, h.json...)
+	b = append(b, scopeJSON...)
 	for _, a := range recAttrs {
 		b = appendJSONAttr(b, a)
 	}

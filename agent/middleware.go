@@ -37,14 +37,10 @@ type stateKey struct{}
 // allocation of a context.WithValue node per request.
 type requestState struct {
 	context.Context
-	requestID string
-	clientIP  string
-	span      *serverSpan // &spanData
-	spanData  serverSpan
-	handler   logHandler
-	logger    slog.Logger // valid once hasLogger
-	hasLogger bool
-	verdict   verdict
+	span    serverSpan // also holds the request ID and client address
+	handler logHandler
+	logger  slog.Logger // zero until first used
+	verdict verdict
 }
 
 // Value implements context.Context: the state under stateKey, the
@@ -56,7 +52,7 @@ func (st *requestState) Value(key any) any {
 		return st
 	case otelSpanKey:
 		if otelSpanKey != nil {
-			return trace.Span(st.span)
+			return trace.Span(&st.span)
 		}
 	}
 	return st.Context.Value(key)
@@ -70,8 +66,8 @@ func stateFrom(ctx context.Context) *requestState {
 // log returns the request's logger, built on first use. A request is
 // served by one goroutine at a time, like gin.Context itself.
 func (st *requestState) log() *slog.Logger {
-	if !st.hasLogger {
-		st.logger, st.hasLogger = *slog.New(&st.handler), true
+	if st.logger.Handler() == nil {
+		st.logger = *slog.New(&st.handler)
 	}
 	return &st.logger
 }
@@ -79,7 +75,7 @@ func (st *requestState) log() *slog.Logger {
 // RequestID returns the request ID held by ctx, or "".
 func RequestID(ctx context.Context) string {
 	if st := stateFrom(ctx); st != nil {
-		return st.requestID
+		return st.span.requestID
 	}
 	return ""
 }
@@ -112,9 +108,9 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		if len(req.Header[traceparentKey]) > 0 {
 			ctx = a.prop.Extract(ctx, headerCarrier(req.Header))
 		}
-		st := &requestState{requestID: requestID, clientIP: clientAddress(c)}
-		span := &st.spanData
-		st.span = span
+		st := &requestState{}
+		span := &st.span
+		span.requestID, span.client = requestID, clientAddress(c)
 		ri := a.names.get(method, route)
 		a.startServerSpan(ctx, span, ri.name, start)
 		if otelSpanKey == nil {
@@ -174,9 +170,9 @@ func clientAddress(c *gin.Context) string {
 // finish ends the span and records metrics, route figures and the access
 // log line.
 func (a *Agent) finish(c *gin.Context, st *requestState, ri *routeInfo, method, route string, status int, start time.Time) {
-	span := st.span
+	span := &st.span
 	span.method, span.route, span.path = method, route, c.Request.URL.Path
-	span.client, span.requestID, span.status = st.clientIP, st.requestID, status
+	span.status = status
 	span.verdict = &st.verdict
 	for _, e := range c.Errors {
 		span.RecordError(e.Err)
@@ -209,7 +205,7 @@ func (a *Agent) finish(c *gin.Context, st *requestState, ri *routeInfo, method, 
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Duration("duration", d),
-				slog.String("client_ip", st.clientIP),
+				slog.String("client_ip", st.span.client),
 			)
 			if v := &st.verdict; v.marked {
 				r.AddAttrs(slog.String("rule_id", v.rule), slog.String("action", v.act.String()))

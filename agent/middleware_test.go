@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"time"
+	"unsafe"
 
 	"github.com/gin-gonic/gin"
 	"net/http"
@@ -147,7 +148,7 @@ func TestRequestID(t *testing.T) {
 			r := newEngine(a)
 			r.GET("/id", func(c *gin.Context) {
 				inHandler = RequestID(c.Request.Context())
-				viaLoggerCtx = stateFrom(c.Request.Context()).requestID
+				viaLoggerCtx = stateFrom(c.Request.Context()).span.requestID
 			})
 			h := http.Header{}
 			if tt.incoming != "" {
@@ -269,5 +270,14 @@ func TestTracesEndpointFromEnv(t *testing.T) {
 func TestRequestIDKeyIsCanonical(t *testing.T) {
 	if got := http.CanonicalHeaderKey(wire.HeaderRequestID); got != requestIDKey {
 		t.Errorf("canonical key: got %q, want %q", got, requestIDKey)
+	}
+}
+
+// TestRequestStateSize keeps the per-request allocation in the 512-byte
+// size class: it is the agent's largest allocation per request, and the
+// next class up is 576 bytes (see BENCHMARKS.md).
+func TestRequestStateSize(t *testing.T) {
+	if got := unsafe.Sizeof(requestState{}); got > 512 {
+		t.Errorf("requestState: got %d bytes, want at most 512", got)
 	}
 }

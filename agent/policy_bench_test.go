@@ -63,14 +63,14 @@ func benchDecide(b *testing.B, route string, wantReject, parallel bool) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	if !parallel {
-		st := &requestState{clientIP: "127.0.0.1", span: noopSpan()}
+		st := &requestState{span: serverSpan{client: "127.0.0.1"}}
 		for b.Loop() {
 			one(st)
 		}
 		return
 	}
 	b.RunParallel(func(pb *testing.PB) {
-		st := &requestState{clientIP: "127.0.0.1", span: noopSpan()}
+		st := &requestState{span: serverSpan{client: "127.0.0.1"}}
 		for pb.Next() {
 			one(st)
 		}
@@ -96,6 +96,3 @@ func BenchmarkDecideDegraded(b *testing.B) {
 	b.Run("serial", func(b *testing.B) { benchDecide(b, "/reports/daily", true, false) })
 	b.Run("parallel", func(b *testing.B) { benchDecide(b, "/reports/daily", true, true) })
 }
-
-// noopSpan is a server span that records nothing.
-func noopSpan() *serverSpan { return &serverSpan{} }

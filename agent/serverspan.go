@@ -42,11 +42,10 @@ const (
 type serverSpan struct {
 	embedded.Span
 
-	a         *Agent
-	sc        trace.SpanContext
-	parent    trace.SpanContext
-	recording bool
-	start     time.Time
+	a      *Agent
+	sc     trace.SpanContext
+	parent trace.SpanContext
+	start  time.Time
 
 	// The request's fixed attributes.
 	method, route, path, client, requestID string
@@ -55,8 +54,9 @@ type serverSpan struct {
 
 	mu         sync.Mutex
 	name       string
-	end        time.Time
+	dur        time.Duration // end minus start, once ended
 	ended      bool
+	recording  bool // set at start, with the fields above mu
 	statusCode codes.Code
 	extra      *spanExtra // what other code added; nil until then
 }
@@ -331,7 +331,7 @@ func (s *serverSpan) endAt(end time.Time) {
 		s.mu.Unlock()
 		return
 	}
-	s.ended, s.end = true, end
+	s.ended, s.dur = true, end.Sub(s.start)
 	s.mu.Unlock()
 	if s.sc.IsSampled() && s.a.spans != nil {
 		s.a.spans.q.Offer(queuedSpan{own: s})
@@ -384,7 +384,7 @@ func (s *serverSpan) snapshot() sdktrace.ReadOnlySpan {
 		Parent:               s.parent,
 		SpanKind:             trace.SpanKindServer,
 		StartTime:            s.start,
-		EndTime:              s.end,
+		EndTime:              s.endTime(),
 		Attributes:           attrs,
 		Events:               x.events,
 		Links:                x.links,
@@ -405,3 +405,6 @@ func hasKey(kvs []attribute.KeyValue, k attribute.Key) bool {
 	}
 	return false
 }
+
+// endTime is when the span ended; call it only after End.
+func (s *serverSpan) endTime() time.Time { return s.start.Add(s.dur) }

@@ -212,7 +212,7 @@ func TestRequestContextCarriesServerSpan(t *testing.T) {
 		c.Status(http.StatusNoContent)
 	})
 	serve(t, r, http.MethodGet, "/x", http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})
-	if st == nil || inHandler != trace.Span(st.span) {
+	if st == nil || inHandler != trace.Span(&st.span) {
 		t.Fatalf("SpanFromContext in the handler: got %v, want the server span", inHandler)
 	}
 	if onTop == inHandler {

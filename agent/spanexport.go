@@ -197,7 +197,7 @@ func (e *spanExporter) appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 // appendServerSpan writes the middleware's span: its request attributes
 // straight from their fields, then what other code added.
 func (e *spanExporter) appendServerSpan(b []byte, s *serverSpan) []byte {
-	b = appendSpanStart(b, s.sc, s.parent, s.name, trace.SpanKindServer, s.start, s.end)
+	b = appendSpanStart(b, s.sc, s.parent, s.name, trace.SpanKindServer, s.start, s.endTime())
 	b = appendKV(b, fieldSpanAttrs, "http.request.method", slog.StringValue(s.method))
 	b = appendKV(b, fieldSpanAttrs, "http.route", slog.StringValue(s.route))
 	b = appendKV(b, fieldSpanAttrs, "url.path", slog.StringValue(s.path))
