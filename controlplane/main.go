@@ -207,7 +207,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		r = -1
 	}
 	d, err := demo.Start(demo.Options{
-		Addr: c.addr, DataDir: c.data, Rate: r, Logger: log,
+		Addr: c.addr, DataDir: c.data, Rate: r, Logger: log, StarterPolicies: true,
 		Server:  server.Config{AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword)},
 		TLSCert: c.tlsCert, TLSKey: c.tlsKey,
 	})

@@ -43,6 +43,10 @@ type Options struct {
 	TLSCert, TLSKey string
 	// Logger receives the demo's own logs.
 	Logger *slog.Logger
+	// StarterPolicies stores a starter policy for the orders and gateway
+	// services when they have none (the demo command sets it), so a first
+	// run has rules to look at and switch.
+	StarterPolicies bool
 }
 
 // Demo is a running demo.
@@ -133,6 +137,12 @@ func Start(opts Options) (_ *Demo, err error) {
 	if err := d.setUpAccess(scfg.AdminPassword); err != nil {
 		cpLn.Close()
 		return nil, err
+	}
+	if opts.StarterPolicies {
+		if err := d.storeStarterPolicies(context.Background()); err != nil {
+			cpLn.Close()
+			return nil, err
+		}
 	}
 	agentTokens, err := d.agentTokens(names)
 	if err != nil {
