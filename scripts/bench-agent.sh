@@ -55,10 +55,10 @@ for load in "${loads[@]}"; do
 done
 
 echo
-echo "# median over rounds of each round's ratio to bare (requests/s)"
-printf '%-7s %12s %12s\n' load agent/bare policy/bare
+echo "# medians over rounds: each round's requests/s ratio to bare, and the µs of server CPU per request"
+printf '%-7s %12s %12s %14s %14s %14s\n' load agent/bare policy/bare 'CPU bare' 'CPU agent' 'CPU policy'
 awk '
-  { rps[$1, $2, $3] = $4; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } ; if ($2 > rounds[$1]) rounds[$1] = $2 }
+  { rps[$1, $2, $3] = $4; cpu[$1, $2, $3] = $5; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } ; if ($2 > rounds[$1]) rounds[$1] = $2 }
   function median(a, k,   i, j, t) {
     for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
     return k % 2 ? a[(k+1)/2] : (a[k/2] + a[k/2+1]) / 2
@@ -66,7 +66,10 @@ awk '
   END {
     for (i = 1; i <= n; i++) {
       l = order[i]; k = rounds[l]
-      for (r = 1; r <= k; r++) { ag[r] = rps[l, r, "agent"] / rps[l, r, "bare"]; po[r] = rps[l, r, "policy"] / rps[l, r, "bare"] }
-      printf "%-7s %12.2f %12.2f\n", l, median(ag, k), median(po, k)
+      for (r = 1; r <= k; r++) {
+        ag[r] = rps[l, r, "agent"] / rps[l, r, "bare"]; po[r] = rps[l, r, "policy"] / rps[l, r, "bare"]
+        cb[r] = cpu[l, r, "bare"]; ca[r] = cpu[l, r, "agent"]; cp[r] = cpu[l, r, "policy"]
+      }
+      printf "%-7s %12.2f %12.2f %14.1f %14.1f %14.1f\n", l, median(ag, k), median(po, k), median(cb, k), median(ca, k), median(cp, k)
     }
   }' "$dir/rows"
