@@ -10,7 +10,11 @@
 // this benchmark: 100% sampling, one log line (the handler's; -access-log
 // adds the agent's access line as a second), metrics, export to a local
 // OTLP sink that discards;
-// -mode policy adds a policy with a rule of every kind on top.
+// -mode policy adds a policy with a rule of every kind on top;
+// -mode reference is the issue's hand-assembled comparison stack instead
+// (otelgin, a Prometheus histogram, a slog JSON access line, a per-IP
+// x/time/rate limiter; see reference.go); -mode sink is only an OTLP sink,
+// for -sink.
 package main
 
 import (
@@ -81,15 +85,21 @@ func run() error {
 		r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "hello user") })
 	case "sink":
 		r.POST("/*path", func(c *gin.Context) { _, _ = io.Copy(io.Discard, c.Request.Body) })
+	case "reference":
+		controlPlane, err := sinkOrLocal(*sinkURL)
+		if err != nil {
+			return err
+		}
+		shutdown, err := useReferenceStack(r, controlPlane)
+		if err != nil {
+			return err
+		}
+		defer shutdown(context.Background())
+		r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "hello user") })
 	case "agent", "policy":
-		controlPlane := *sinkURL
-		if controlPlane == "" {
-			sink, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return err
-			}
-			go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
-			controlPlane = "http://" + sink.Addr().String()
+		controlPlane, err := sinkOrLocal(*sinkURL)
+		if err != nil {
+			return err
 		}
 		var local io.Writer = discard{}
 		if !*localLog {
@@ -115,7 +125,7 @@ func run() error {
 			c.String(http.StatusOK, "hello user")
 		})
 	default:
-		return fmt.Errorf("unknown -mode %q (bare, agent, policy or sink)", *mode)
+		return fmt.Errorf("unknown -mode %q (bare, agent, policy, reference or sink)", *mode)
 	}
 	srv := &http.Server{Addr: *addr, Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); srv.Close() }()
@@ -123,6 +133,20 @@ func run() error {
 		return err
 	}
 	return nil
+}
+
+// sinkOrLocal returns url, or when it is empty the URL of an OTLP sink
+// started in this process that reads and discards every export.
+func sinkOrLocal(url string) (string, error) {
+	if url != "" {
+		return url, nil
+	}
+	sink, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go http.Serve(sink, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.Copy(io.Discard, r.Body) }))
+	return "http://" + sink.Addr().String(), nil
 }
 
 // discard is a local log writer that still makes the agent encode every
