@@ -13,6 +13,11 @@
 #
 # A load is wrk's threads and connections, "t1c16" for -t1 -c16.
 # Defaults: 4 rounds of 5 s at t1c16. Needs wrk.
+#
+# Spans and logs go to one OTLP sink process that reads and discards them
+# (SINK=process, the default): like a control plane, but on this machine,
+# so its work still competes for the same CPUs; it is not in the server's
+# CPU column. SINK=inline runs the sink inside each measured server instead.
 set -euo pipefail
 rounds=${1:-4}
 secs=${2:-5}
@@ -20,24 +25,41 @@ shift $(($# < 2 ? $# : 2))
 loads=("$@")
 [ ${#loads[@]} -gt 0 ] || loads=(t1c16)
 addr=127.0.0.1:9100
+sink=${SINK:-process}
 dir=$(mktemp -d)
 bin=$dir/benchserver
-trap 'rm -rf "$dir"' EXIT
+sinkpid=
+trap '[ -z "$sinkpid" ] || kill "$sinkpid" 2>/dev/null; rm -rf "$dir"' EXIT
 go build -o "$bin" ./examples/benchserver
 command -v wrk >/dev/null || { echo "bench-agent: wrk is not installed" >&2; exit 1; }
+
+sinkflags=()
+case $sink in
+process)
+  "$bin" -mode sink -addr 127.0.0.1:9101 &
+  sinkpid=$!
+  sinkflags=(-sink http://127.0.0.1:9101)
+  for _ in $(seq 50); do
+    curl -fsS -o /dev/null -X POST "http://127.0.0.1:9101/v1/traces" 2>/dev/null && break
+    sleep 0.1
+  done
+  ;;
+inline) ;;
+*) echo "bench-agent: SINK=$sink is neither process nor inline" >&2; exit 2 ;;
+esac
 
 cpu_of() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds of ${secs}s"
-printf '%-7s %-5s %-7s %12s %14s\n' load round mode 'req/s' 'µs CPU/req'
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds of ${secs}s, sink $sink"
+printf '%-7s %-5s %-9s %12s %14s\n' load round mode 'req/s' 'µs CPU/req'
 for load in "${loads[@]}"; do
   [[ $load =~ ^t([0-9]+)c([0-9]+)$ ]] || { echo "bench-agent: load $load is not like t1c16" >&2; exit 2; }
   threads=${BASH_REMATCH[1]}
   conns=${BASH_REMATCH[2]}
   for round in $(seq 1 "$rounds"); do
     for mode in bare agent policy reference; do
-      "$bin" -mode "$mode" -addr "$addr" &
+      "$bin" -mode "$mode" -addr "$addr" "${sinkflags[@]}" &
       pid=$!
       for _ in $(seq 50); do
         curl -fsS -o /dev/null "http://$addr/users/42" 2>/dev/null && break
@@ -51,7 +73,7 @@ for load in "${loads[@]}"; do
       rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
       reqs=$(awk '/requests in/{print $1}' <<<"$out")
       awk -v l="$load" -v r="$round" -v m="$mode" -v rps="$rps" -v c="$((c1 - c0))" -v n="$reqs" -v hz="$hz" \
-        'BEGIN{printf "%-7s %-5s %-7s %12.0f %14.1f\n", l, r, m, rps, (c/hz*1e6)/n}' | tee -a "$dir/rows"
+        'BEGIN{printf "%-7s %-5s %-9s %12.0f %14.1f\n", l, r, m, rps, (c/hz*1e6)/n}' | tee -a "$dir/rows"
     done
   done
 done
