@@ -18,6 +18,8 @@
 # (SINK=process, the default): like a control plane, but on this machine,
 # so its work still competes for the same CPUs; it is not in the server's
 # CPU column. SINK=inline runs the sink inside each measured server instead.
+# SERVER_FLAGS adds flags to every measured server, e.g. "-work 50us" for a
+# handler that computes 50 µs before answering.
 set -euo pipefail
 rounds=${1:-4}
 secs=${2:-5}
@@ -51,7 +53,7 @@ esac
 cpu_of() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds of ${secs}s, sink $sink"
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg), $rounds rounds of ${secs}s, sink $sink, server flags '${SERVER_FLAGS:-}'"
 printf '%-7s %-5s %-9s %12s %14s\n' load round mode 'req/s' 'µs CPU/req'
 for load in "${loads[@]}"; do
   [[ $load =~ ^t([0-9]+)c([0-9]+)$ ]] || { echo "bench-agent: load $load is not like t1c16" >&2; exit 2; }
@@ -59,7 +61,8 @@ for load in "${loads[@]}"; do
   conns=${BASH_REMATCH[2]}
   for round in $(seq 1 "$rounds"); do
     for mode in bare agent policy reference; do
-      "$bin" -mode "$mode" -addr "$addr" "${sinkflags[@]}" &
+      # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
+      "$bin" -mode "$mode" -addr "$addr" "${sinkflags[@]}" ${SERVER_FLAGS:-} &
       pid=$!
       for _ in $(seq 50); do
         curl -fsS -o /dev/null "http://$addr/users/42" 2>/dev/null && break

@@ -53,6 +53,7 @@ func run() error {
 	sample := flag.Float64("sample", 1, "agent: trace sampling ratio (to see what spans cost)")
 	logLine := flag.Bool("log", true, "agent: the handler logs one line (to see what logging costs)")
 	localLog := flag.Bool("local-log", true, "agent: also encode each log line as local JSON (to a discarding writer); false is WithLocalLog(io.Discard), export only")
+	work := flag.Duration("work", 0, "every mode: the handler computes for this long first, like a route that does real work")
 	sinkURL := flag.String("sink", "", "agent: export to this control plane (e.g. a benchserver -mode sink) instead of a sink in this process")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -82,7 +83,7 @@ func run() error {
 
 	switch *mode {
 	case "bare":
-		r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "hello user") })
+		r.GET("/users/:id", func(c *gin.Context) { busy(*work); c.String(http.StatusOK, "hello user") })
 	case "sink":
 		r.POST("/*path", func(c *gin.Context) { _, _ = io.Copy(io.Discard, c.Request.Body) })
 	case "reference":
@@ -95,7 +96,7 @@ func run() error {
 			return err
 		}
 		defer shutdown(context.Background())
-		r.GET("/users/:id", func(c *gin.Context) { c.String(http.StatusOK, "hello user") })
+		r.GET("/users/:id", func(c *gin.Context) { busy(*work); c.String(http.StatusOK, "hello user") })
 	case "agent", "policy":
 		controlPlane, err := sinkOrLocal(*sinkURL)
 		if err != nil {
@@ -122,6 +123,7 @@ func run() error {
 			if *logLine {
 				agent.Logger(c).Info("loading user", "user", c.Param("id"))
 			}
+			busy(*work)
 			c.String(http.StatusOK, "hello user")
 		})
 	default:
@@ -134,6 +136,24 @@ func run() error {
 	}
 	return nil
 }
+
+// busy computes for d on this goroutine (a hash chain, checking the clock
+// every 256 steps), standing in for a handler's own work.
+func busy(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	h := uint64(14695981039346656037)
+	for start := time.Now(); time.Since(start) < d; {
+		for range 256 {
+			h = (h ^ 0xff) * 1099511628211
+		}
+	}
+	busySink = h
+}
+
+// busySink keeps busy's result alive so the loop is not optimised away.
+var busySink uint64
 
 // sinkOrLocal returns url, or when it is empty the URL of an OTLP sink
 // started in this process that reads and discards every export.
