@@ -178,18 +178,12 @@ func (r *replica) serve(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if req.URL.Query().Get("version") == strconv.FormatInt(policy.Version, 10) {
-		wait, _ := time.ParseDuration(req.URL.Query().Get("wait"))
-		select {
-		case <-changed:
-			r.mu.Lock()
-			policy = r.policy
-			r.mu.Unlock()
-		case <-time.After(wait):
-			w.WriteHeader(http.StatusNotModified)
-			return
-		case <-req.Context().Done():
+		if !holdPoll(w, req, changed) {
 			return
 		}
+		r.mu.Lock()
+		policy = r.policy
+		r.mu.Unlock()
 	}
 	_ = json.NewEncoder(w).Encode(wire.PolicyUpdate{Policy: policy})
 }

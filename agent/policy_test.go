@@ -451,18 +451,12 @@ func newPolicyServer(t *testing.T) *policyServer {
 		body, version, changed := ps.body, ps.version, ps.changed
 		ps.mu.Unlock()
 		if body == nil || have == itoa(version) {
-			wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
-			select {
-			case <-changed:
-				ps.mu.Lock()
-				body = ps.body
-				ps.mu.Unlock()
-			case <-time.After(wait):
-				w.WriteHeader(http.StatusNotModified)
-				return
-			case <-r.Context().Done():
+			if !holdPoll(w, r, changed) {
 				return
 			}
+			ps.mu.Lock()
+			body = ps.body
+			ps.mu.Unlock()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(body)
@@ -719,4 +713,20 @@ func FuzzCompilePolicy(f *testing.F) {
 			t.Fatalf("recompile: %v", err)
 		}
 	})
+}
+
+// holdPoll holds a fake control plane's policy long-poll until changed
+// closes (true: answer with the new policy), the poll's wait passes (it
+// answers 304) or the client goes away.
+func holdPoll(w http.ResponseWriter, r *http.Request, changed <-chan struct{}) bool {
+	wait, _ := time.ParseDuration(r.URL.Query().Get("wait"))
+	select {
+	case <-changed:
+		return true
+	case <-time.After(wait):
+		w.WriteHeader(http.StatusNotModified)
+		return false
+	case <-r.Context().Done():
+		return false
+	}
 }

@@ -61,12 +61,7 @@ func TestEngineReads(t *testing.T) {
 	defer jaegerSrv.Close()
 
 	url, viewer := startWithEngines(t, lokiSrv.URL, jaegerSrv.URL)
-	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
-		t.Fatalf("POST /v1/traces: got %d, want 200", code)
-	}
-	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
-		t.Fatalf("POST /v1/logs: got %d, want 200", code)
-	}
+	postFixtures(t, url)
 
 	code, body := get(t, url+"/api/v1/logs?request_id=req-restart-1", viewer)
 	var logs struct {
@@ -146,12 +141,7 @@ func TestDashboardEngineReads(t *testing.T) {
 
 	url, viewer := startWithEngines(t, lokiSrv.URL, jaegerSrv.URL)
 	// This replica stored the trace's root span and one log line.
-	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
-		t.Fatalf("POST /v1/traces: got %d, want 200", code)
-	}
-	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
-		t.Fatalf("POST /v1/logs: got %d, want 200", code)
-	}
+	postFixtures(t, url)
 
 	tests := []struct {
 		name, path string

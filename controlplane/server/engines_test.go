@@ -66,12 +66,7 @@ func TestEnginesTeeIngest(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	url := "http://" + ln.Addr().String()
-	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
-		t.Fatalf("POST /v1/traces: got %d, want 200", code)
-	}
-	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
-		t.Fatalf("POST /v1/logs: got %d, want 200", code)
-	}
+	postFixtures(t, url)
 	stop(t, srv) // drains the forwarders
 
 	mu.Lock()

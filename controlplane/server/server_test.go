@@ -61,6 +61,18 @@ const otlpLogJSON = `{"resourceLogs":[{"resource":{"attributes":[{"key":"service
 "traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",
 "attributes":[{"key":"request_id","value":{"stringValue":"req-restart-1"}}]}]}]}]}`
 
+// postFixtures ingests the OTLP JSON fixtures (one trace, one log line)
+// through url's /v1/traces and /v1/logs and fails unless both answer 200.
+func postFixtures(t *testing.T, url string) {
+	t.Helper()
+	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
+		t.Fatalf("POST /v1/traces: got %d, want 200", code)
+	}
+	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
+		t.Fatalf("POST /v1/logs: got %d, want 200", code)
+	}
+}
+
 func post(t *testing.T, url, token, body string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -98,12 +110,7 @@ func get(t *testing.T, url, token string) (int, string) {
 func TestAcknowledgedDataSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	url, srv := start(t, dir, "")
-	if code := post(t, url+"/v1/traces", "", otlpTraceJSON); code != 200 {
-		t.Fatalf("POST /v1/traces: got %d, want 200", code)
-	}
-	if code := post(t, url+"/v1/logs", "", otlpLogJSON); code != 200 {
-		t.Fatalf("POST /v1/logs: got %d, want 200", code)
-	}
+	postFixtures(t, url)
 	stop(t, srv)
 
 	url, srv = start(t, dir, "")
