@@ -210,6 +210,11 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 				errs = append(errs, fmt.Errorf("agent: flush logs: %w", err))
 			}
 		}
+		if a.sink.local != nil {
+			if err := a.sink.local.Close(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("agent: flush local log: %w", err))
+			}
+		}
 	})
 	return errors.Join(errs...)
 }
@@ -223,7 +228,16 @@ func (a *Agent) spanStats() batch.Stats {
 
 func (a *Agent) logStats() batch.Stats {
 	if a.sink == nil || a.sink.queue == nil {
-		return batch.Stats{Dropped: a.sink.dropped()}
+		return batch.Stats{}
 	}
 	return a.sink.queue.Stats()
+}
+
+// localLogStats counts the JSON lines written to the local log writer
+// (as exported) and those lost because it was too slow or failed.
+func (a *Agent) localLogStats() batch.Stats {
+	if a.sink == nil || a.sink.local == nil {
+		return batch.Stats{}
+	}
+	return batch.Stats{Exported: a.sink.local.Written(), Dropped: a.sink.local.Dropped()}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,6 +281,7 @@ func TestDropsCountedWhenQueueFull(t *testing.T) {
 # HELP pilothouse_agent_telemetry_dropped_total Telemetry items dropped because a queue was full or an export failed.
 # TYPE pilothouse_agent_telemetry_dropped_total counter
 pilothouse_agent_telemetry_dropped_total{signal="heartbeats"} 0
+pilothouse_agent_telemetry_dropped_total{signal="local_logs"} 0
 pilothouse_agent_telemetry_dropped_total{signal="logs"} 7
 pilothouse_agent_telemetry_dropped_total{signal="spans"} 3
 `)
@@ -331,6 +333,69 @@ func TestBlackholeControlPlane(t *testing.T) {
 	}
 }
 
+// stuckWriter blocks every Write until release is closed, like a pipe
+// whose reader stopped reading.
+type stuckWriter struct {
+	entered chan struct{}
+	once    sync.Once
+	release chan struct{}
+}
+
+func (w *stuckWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.entered) })
+	<-w.release
+	return len(p), nil
+}
+
+// TestStuckLocalLogNeverHoldsUpRequests checks that a local log writer that
+// blocks (a stderr pipe nobody reads) costs requests nothing: they are
+// answered, and the lines that find no room are dropped and counted.
+func TestStuckLocalLogNeverHoldsUpRequests(t *testing.T) {
+	w := &stuckWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	a, _ := newTestAgent(t, WithLocalLog(w))
+	t.Cleanup(func() { close(w.release) }) // runs before the agent's Shutdown
+	r := newEngine(a)
+	serve(t, r, http.MethodGet, "/users/1", nil)
+	select {
+	case <-w.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the local log writer was never called")
+	}
+	// The writer is now stuck. Two lines per request (handler and access
+	// line) of about 300 bytes: 5,000 requests overflow the 256 KiB buffer.
+	for i := range 5000 {
+		if w := serve(t, r, http.MethodGet, "/users/2", nil); w.Code != http.StatusOK {
+			t.Fatalf("request %d: got %d, want 200", i, w.Code)
+		}
+	}
+	if dropped := gatheredCounter(t, a, "pilothouse_agent_telemetry_dropped_total", signalLocalLogs); dropped == 0 {
+		t.Fatal("local_logs dropped: got 0, want the lines that found no room counted")
+	}
+}
+
+// gatheredCounter returns the value of the agent's counter name{signal=signal}.
+func gatheredCounter(t *testing.T, a *Agent, name, signal string) float64 {
+	t.Helper()
+	mfs, err := a.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "signal" && l.GetValue() == signal {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{signal=%q}", name, signal)
+	return 0
+}
+
 func TestLocalJSONLog(t *testing.T) {
 	var buf bytes.Buffer
 	a, _ := newTestAgent(t, WithLocalLog(&buf), WithAccessLog(false))
@@ -339,6 +404,7 @@ func TestLocalJSONLog(t *testing.T) {
 		Logger(c).With("k", "v").WithGroup("g").Info("hello \"world\"\n", "n", 3, slog.Group("h", "x", true), "err", errors.New("bad"))
 	})
 	w := serve(t, r, http.MethodGet, "/log", nil)
+	flushLocalLog(t, a)
 	var line map[string]any
 	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
 		t.Fatalf("local line %q: got %v, want valid JSON", buf.String(), err)

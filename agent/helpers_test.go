@@ -44,6 +44,17 @@ func newTestAgent(t *testing.T, opts ...Option) (*Agent, *tracetest.SpanRecorder
 	return a, rec
 }
 
+// flushLocalLog waits until the agent's local log writer has written
+// every line logged so far.
+func flushLocalLog(t *testing.T, a *Agent) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.sink.local.Flush(ctx); err != nil {
+		t.Fatalf("flush the local log: %v", err)
+	}
+}
+
 // newEngine returns a Gin engine with the agent's middleware and handlers
 // for a few routes.
 func newEngine(a *Agent) *gin.Engine {

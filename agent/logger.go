@@ -8,13 +8,13 @@ import (
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pilothouse/pilothouse/agent/internal/batch"
+	"github.com/pilothouse/pilothouse/agent/internal/linewriter"
 )
 
 // Logger returns the request-scoped logger the middleware set up for c:
@@ -65,14 +65,13 @@ type logSink struct {
 	// serviceJSON is `,"service":…,"instance":…`, encoded once.
 	serviceJSON []byte
 
-	mu      sync.Mutex // serialises writes to w
-	w       io.Writer
-	discard bool
-	bufs    sync.Pool
-	times   timeCache
+	// local writes the JSON lines from its own goroutine, so a slow
+	// stderr never holds up a request; nil when local output is off.
+	local *linewriter.Writer
+	bufs  sync.Pool
+	times timeCache
 
-	queue       *batch.Queue[logEntry] // nil when logs are not exported
-	lostNoQueue atomic.Uint64
+	queue *batch.Queue[logEntry] // nil when logs are not exported
 }
 
 func newLogSink(a *Agent, cfg config) *logSink {
@@ -80,8 +79,9 @@ func newLogSink(a *Agent, cfg config) *logSink {
 		service:  a.service,
 		instance: cfg.instanceID,
 		level:    cfg.logLevel,
-		w:        cfg.localLog,
-		discard:  cfg.localLog == nil || cfg.localLog == io.Discard,
+	}
+	if cfg.localLog != nil && cfg.localLog != io.Discard {
+		s.local = linewriter.New(cfg.localLog, 0, 0)
 	}
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"service":`...), s.service)
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"instance":`...), s.instance)
@@ -93,8 +93,6 @@ func newLogSink(a *Agent, cfg config) *logSink {
 	}
 	return s
 }
-
-func (s *logSink) dropped() uint64 { return s.lostNoQueue.Load() }
 
 // logHandler is the agent's slog.Handler: it writes JSON to the local
 // writer and queues the record for OTLP export. Group names are flattened
@@ -173,9 +171,8 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 			return true
 		})
 	}
-	var err error
-	if !h.sink.discard {
-		err = h.writeLocal(&r, spanCtx, requestID, sc.json, attrs[len(sc.attrs):])
+	if h.sink.local != nil {
+		h.writeLocal(&r, spanCtx, requestID, sc.json, attrs[len(sc.attrs):])
 	}
 	if q := h.sink.queue; q != nil {
 		q.Offer(logEntry{
@@ -188,10 +185,12 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 			attrs:     attrs,
 		})
 	}
-	return err
+	return nil
 }
 
-func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID string, scopeJSON []byte, recAttrs []slog.Attr) error {
+// writeLocal encodes the record as one JSON line and hands it to the local
+// writer; a line that finds no room there is dropped and counted.
+func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID string, scopeJSON []byte, recAttrs []slog.Attr) {
 	bp := h.sink.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
@@ -220,17 +219,11 @@ func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID 
 		b = appendJSONAttr(b, a)
 	}
 	b = append(b, '}', '\n')
-	h.sink.mu.Lock()
-	_, err := h.sink.w.Write(b)
-	h.sink.mu.Unlock()
+	h.sink.local.WriteLine(b)
 	*bp = b
 	if cap(b) <= 64<<10 {
 		h.sink.bufs.Put(bp)
 	}
-	if err != nil {
-		return fmt.Errorf("agent: write log: %w", err)
-	}
-	return nil
 }
 
 // flattenAttrs appends as, flattened under prefix, to dst.

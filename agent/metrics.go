@@ -17,6 +17,7 @@ const (
 	signalSpans      = "spans"
 	signalLogs       = "logs"
 	signalHeartbeats = "heartbeats"
+	signalLocalLogs  = "local_logs"
 )
 
 // metrics are the agent's Prometheus instruments, on its own registry.
@@ -101,6 +102,7 @@ func (c *telemetryCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(signalSpans, c.a.spanStats())
 	emit(signalLogs, c.a.logStats())
 	emit(signalHeartbeats, c.a.heartbeatStats())
+	emit(signalLocalLogs, c.a.localLogStats())
 }
 
 var (

@@ -123,6 +123,7 @@ func TestDegradationAnswersTheFallback(t *testing.T) {
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("content type: got %q, want application/json", ct)
 	}
+	flushLocalLog(t, a)
 	if n := len(logs.lines(t, "loading user")); n != 0 {
 		t.Errorf("handler log lines: got %d, want 0 (the handler must not run)", n)
 	}
@@ -289,7 +290,11 @@ func TestShadowRulesOnlyCount(t *testing.T) {
 	if attrs[wire.AttrAction] != wire.ActionShadow || attrs[AttrShadowAction] != wire.ActionDegraded || attrs[wire.AttrRuleID] != "deg-shadow" {
 		t.Errorf("span: got %v, want the first shadow decision (deg-shadow would degrade)", attrs)
 	}
+	flushLocalLog(t, a)
 	access := logs.lines(t, "request")
+	if len(access) == 0 {
+		t.Fatal("access log: no lines")
+	}
 	last := access[len(access)-1]
 	if last["action"] != wire.ActionShadow || last["would"] != wire.ActionDegraded {
 		t.Errorf("access log: got %v, want action shadow, would degraded", last)
