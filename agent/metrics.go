@@ -3,6 +3,7 @@ package agent
 import (
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,11 @@ const (
 type metrics struct {
 	registry *prometheus.Registry
 	duration *prometheus.HistogramVec
-	active   prometheus.Gauge
+	// inFlight is read by the in-flight gauge at scrape time: one atomic
+	// add per request start and end, where a Gauge would loop on a
+	// compare-and-swap of a float.
+	inFlight atomic.Int64
+	active   prometheus.GaugeFunc
 }
 
 // observe records one request's duration; ri caches the histogram's
@@ -45,11 +50,11 @@ func newMetrics(a *Agent) *metrics {
 			Help:    "Duration of HTTP server requests by method, route template and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method", "route", "status_code"}),
-		active: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "http_server_active_requests",
-			Help: "Number of HTTP server requests in flight.",
-		}),
 	}
+	m.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "http_server_active_requests",
+		Help: "Number of HTTP server requests in flight.",
+	}, func() float64 { return float64(m.inFlight.Load()) })
 	m.registry.MustRegister(
 		m.duration,
 		m.active,

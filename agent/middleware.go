@@ -87,7 +87,7 @@ func RequestID(ctx context.Context) string {
 func (a *Agent) Middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
-		a.metrics.active.Inc()
+		a.metrics.inFlight.Add(1)
 
 		req := c.Request
 		var requestID string
@@ -189,7 +189,7 @@ func (a *Agent) finish(c *gin.Context, st *requestState, ri *routeInfo, method, 
 	d := end.Sub(start)
 	a.metrics.observe(ri, method, route, status, d)
 	a.routes.Observe(method, route, status, d)
-	a.metrics.active.Dec()
+	a.metrics.inFlight.Add(-1)
 
 	if a.cfg.accessLog {
 		level := slog.LevelInfo

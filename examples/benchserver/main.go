@@ -52,7 +52,7 @@ func run() error {
 	accessLog := flag.Bool("access-log", false, "also log one access line per request (a second log line)")
 	sample := flag.Float64("sample", 1, "agent: trace sampling ratio (to see what spans cost)")
 	logLine := flag.Bool("log", true, "agent: the handler logs one line (to see what logging costs)")
-	localLog := flag.Bool("local-log", true, "agent: also encode each log line as local JSON (to a discarding writer); false is WithLocalLog(io.Discard), export only")
+	localLog := flag.String("local-log", "encode", "agent: where the local JSON log lines go: encode (encoded, then discarded), stderr (the agent's default) or off (export only)")
 	work := flag.Duration("work", 0, "every mode: the handler computes for this long first, like a route that does real work")
 	sinkURL := flag.String("sink", "", "agent: export to this control plane (e.g. a benchserver -mode sink) instead of a sink in this process")
 	flag.Parse()
@@ -102,9 +102,16 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		var local io.Writer = discard{}
-		if !*localLog {
+		var local io.Writer
+		switch *localLog {
+		case "encode":
+			local = discard{}
+		case "stderr":
+			local = os.Stderr
+		case "off":
 			local = io.Discard
+		default:
+			return fmt.Errorf("unknown -local-log %q (encode, stderr or off)", *localLog)
 		}
 		ag, err := agent.New("bench", agent.WithControlPlane(controlPlane),
 			agent.WithSampleRatio(*sample), agent.WithLocalLog(local), agent.WithInstanceID("bench-1"),
