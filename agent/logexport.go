@@ -178,9 +178,10 @@ func appendLogRecord(b []byte, e *logEntry) []byte {
 	b = protowire.AppendTag(b, fieldRecordSeverityText, protowire.BytesType)
 	b = appendUTF8(b, e.level.String())
 	b = protowire.AppendTag(b, fieldRecordBody, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(protowire.SizeTag(fieldAnyString)+protowire.SizeBytes(utf8Len(e.msg))))
+	msg := validUTF8(e.msg)
+	b = protowire.AppendVarint(b, uint64(protowire.SizeTag(fieldAnyString)+protowire.SizeBytes(len(msg))))
 	b = protowire.AppendTag(b, fieldAnyString, protowire.BytesType)
-	b = appendUTF8(b, e.msg)
+	b = protowire.AppendString(b, msg)
 	if e.requestID != "" {
 		b = appendStringKV(b, fieldRecordAttrs, wire.AttrRequestID, e.requestID)
 	}
@@ -214,19 +215,49 @@ func appendStringKV(b []byte, field protowire.Number, k, v string) []byte {
 	return appendKV(b, field, k, slog.StringValue(v))
 }
 
-// appendKV appends a KeyValue with a scalar AnyValue as field.
+// appendKV appends a KeyValue with a scalar AnyValue as field. Each string
+// is checked for UTF-8 once and each size computed once: this runs for
+// every attribute of every span and log record.
 func appendKV(b []byte, field protowire.Number, k string, v slog.Value) []byte {
+	k = validUTF8(k)
 	v = scalar(v)
-	anySize := anyValueSize(v)
-	kvSize := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(utf8Len(k)) +
+	var (
+		anySize int
+		str     string
+	)
+	switch v.Kind() {
+	case slog.KindBool:
+		anySize = protowire.SizeTag(fieldAnyBool) + 1
+	case slog.KindInt64:
+		anySize = protowire.SizeTag(fieldAnyInt) + protowire.SizeVarint(uint64(v.Int64()))
+	case slog.KindFloat64:
+		anySize = protowire.SizeTag(fieldAnyDouble) + 8
+	default:
+		str = validUTF8(v.String())
+		anySize = protowire.SizeTag(fieldAnyString) + protowire.SizeBytes(len(str))
+	}
+	kvSize := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(k)) +
 		protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(anySize)
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(kvSize))
 	b = protowire.AppendTag(b, fieldKVKey, protowire.BytesType)
-	b = appendUTF8(b, k)
+	b = protowire.AppendString(b, k)
 	b = protowire.AppendTag(b, fieldKVValue, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(anySize))
-	return appendAnyValue(b, v)
+	switch v.Kind() {
+	case slog.KindBool:
+		b = protowire.AppendTag(b, fieldAnyBool, protowire.VarintType)
+		return protowire.AppendVarint(b, protowire.EncodeBool(v.Bool()))
+	case slog.KindInt64:
+		b = protowire.AppendTag(b, fieldAnyInt, protowire.VarintType)
+		return protowire.AppendVarint(b, uint64(v.Int64()))
+	case slog.KindFloat64:
+		b = protowire.AppendTag(b, fieldAnyDouble, protowire.Fixed64Type)
+		return protowire.AppendFixed64(b, math.Float64bits(v.Float64()))
+	default:
+		b = protowire.AppendTag(b, fieldAnyString, protowire.BytesType)
+		return protowire.AppendString(b, str)
+	}
 }
 
 // scalar reduces v to the kinds OTLP has: string, bool, int, double.
@@ -244,52 +275,18 @@ func scalar(v slog.Value) slog.Value {
 	return slog.StringValue(v.String())
 }
 
-func anyValueSize(v slog.Value) int {
-	v = scalar(v)
-	switch v.Kind() {
-	case slog.KindBool:
-		return protowire.SizeTag(fieldAnyBool) + 1
-	case slog.KindInt64:
-		return protowire.SizeTag(fieldAnyInt) + protowire.SizeVarint(uint64(v.Int64()))
-	case slog.KindFloat64:
-		return protowire.SizeTag(fieldAnyDouble) + 8
-	default:
-		return protowire.SizeTag(fieldAnyString) + protowire.SizeBytes(utf8Len(v.String()))
-	}
-}
-
-func appendAnyValue(b []byte, v slog.Value) []byte {
-	v = scalar(v)
-	switch v.Kind() {
-	case slog.KindBool:
-		b = protowire.AppendTag(b, fieldAnyBool, protowire.VarintType)
-		return protowire.AppendVarint(b, protowire.EncodeBool(v.Bool()))
-	case slog.KindInt64:
-		b = protowire.AppendTag(b, fieldAnyInt, protowire.VarintType)
-		return protowire.AppendVarint(b, uint64(v.Int64()))
-	case slog.KindFloat64:
-		b = protowire.AppendTag(b, fieldAnyDouble, protowire.Fixed64Type)
-		return protowire.AppendFixed64(b, math.Float64bits(v.Float64()))
-	default:
-		b = protowire.AppendTag(b, fieldAnyString, protowire.BytesType)
-		return appendUTF8(b, v.String())
-	}
-}
-
 // appendUTF8 appends s as a protobuf string. Proto3 strings must be valid
 // UTF-8 (decoders reject the whole request otherwise), so invalid bytes
 // become U+FFFD.
 func appendUTF8(b []byte, s string) []byte {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	return protowire.AppendString(b, s)
+	return protowire.AppendString(b, validUTF8(s))
 }
 
-// utf8Len is the length appendUTF8 writes for s.
-func utf8Len(s string) int {
+// validUTF8 returns s with invalid bytes replaced by U+FFFD, as proto3
+// strings must be valid UTF-8.
+func validUTF8(s string) string {
 	if utf8.ValidString(s) {
-		return len(s)
+		return s
 	}
-	return len(strings.ToValidUTF8(s, "\uFFFD"))
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

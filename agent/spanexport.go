@@ -291,15 +291,16 @@ func (e *spanExporter) appendSpanEnd(b []byte, sc, parent trace.SpanContext, dro
 		if st.Code == codes.Ok {
 			code = 1
 		}
+		desc := validUTF8(st.Description)
 		size := protowire.SizeTag(fieldStatusCode) + protowire.SizeVarint(code)
-		if st.Description != "" {
-			size += protowire.SizeTag(fieldStatusMessage) + protowire.SizeBytes(utf8Len(st.Description))
+		if desc != "" {
+			size += protowire.SizeTag(fieldStatusMessage) + protowire.SizeBytes(len(desc))
 		}
 		b = protowire.AppendTag(b, fieldSpanStatus, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(size))
-		if st.Description != "" {
+		if desc != "" {
 			b = protowire.AppendTag(b, fieldStatusMessage, protowire.BytesType)
-			b = appendUTF8(b, st.Description)
+			b = protowire.AppendString(b, desc)
 		}
 		b = protowire.AppendTag(b, fieldStatusCode, protowire.VarintType)
 		b = protowire.AppendVarint(b, code)
@@ -372,12 +373,13 @@ func appendArrayElem(arr, elem []byte) []byte {
 
 // appendKVAny appends a KeyValue whose AnyValue is already encoded.
 func appendKVAny(b []byte, field protowire.Number, k string, anyValue []byte) []byte {
-	size := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(utf8Len(k)) +
+	k = validUTF8(k)
+	size := protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(k)) +
 		protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(len(anyValue))
 	b = protowire.AppendTag(b, field, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
 	b = protowire.AppendTag(b, fieldKVKey, protowire.BytesType)
-	b = appendUTF8(b, k)
+	b = protowire.AppendString(b, k)
 	b = protowire.AppendTag(b, fieldKVValue, protowire.BytesType)
 	return protowire.AppendBytes(b, anyValue)
 }
