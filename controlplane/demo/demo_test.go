@@ -17,7 +17,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
-	"github.com/pilothouse/pilothouse/controlplane/internal/await"
+	"github.com/pilothouse/pilothouse/controlplane/await"
 	"github.com/pilothouse/pilothouse/controlplane/server"
 	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/examples/shop/services"

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/pilothouse/pilothouse/controlplane/await"
 	"github.com/pilothouse/pilothouse/controlplane/dashboard"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
-	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/ui"
 )
 

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/await"
 	"github.com/pilothouse/pilothouse/controlplane/demo"
-	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/controlplane/registry"
 	"github.com/pilothouse/pilothouse/examples/shop/services"
 )

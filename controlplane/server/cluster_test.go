@@ -13,9 +13,9 @@ import (
 	"github.com/pilothouse/pilothouse/agent/consulreg"
 	"github.com/pilothouse/pilothouse/agent/wire"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/await"
 	"github.com/pilothouse/pilothouse/controlplane/consul"
 	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
-	"github.com/pilothouse/pilothouse/controlplane/internal/await"
 	"github.com/pilothouse/pilothouse/controlplane/policy"
 )
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pilothouse/pilothouse/agent/wire"
+	"github.com/pilothouse/pilothouse/controlplane/await"
 	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
 	"github.com/pilothouse/pilothouse/controlplane/server"
 	"github.com/pilothouse/pilothouse/controlplane/server/servertest"
@@ -109,22 +110,6 @@ func (p *shopProcess) shutdown(t *testing.T) {
 	})
 }
 
-// await polls cond every 100ms until it holds or within passes.
-func await(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true after %s: %s", what, within, state)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestShopInConsul: with -consul every shop service registers in Consul
 // with a passing HTTP check on /healthz, the gateway reaches orders (and
 // orders its peers) by service name through the agent's discovery, and a
@@ -145,7 +130,7 @@ func TestShopInConsul(t *testing.T) {
 	}
 	for name, p := range procs {
 		_, port, _ := net.SplitHostPort(p.addr)
-		await(t, 30*time.Second, name+" passing in Consul", func() (bool, string) {
+		await.Until(t, 30*time.Second, name+" passing in Consul", func() (bool, string) {
 			entries, _, err := consul.Health().Service(name, "", true, nil)
 			for _, e := range entries {
 				if strconv.Itoa(e.Service.Port) == port && e.Service.Address == "127.0.0.1" {
@@ -163,7 +148,7 @@ func TestShopInConsul(t *testing.T) {
 	// The gateway calls http://orders/..., orders http://inventory/...:
 	// only the agents' discovery can resolve those names.
 	gateway := "http://" + procs[Gateway].addr
-	await(t, 30*time.Second, "an order served through discovery by name", func() (bool, string) {
+	await.Until(t, 30*time.Second, "an order served through discovery by name", func() (bool, string) {
 		resp, err := http.Get(gateway + "/api/orders/7")
 		if err != nil {
 			return false, err.Error()

@@ -1,6 +1,7 @@
-// Package await is for tests of the control plane end to end: telemetry is
-// exported in batches off the request path and policy travels by
-// long-poll, so what a request causes is true a moment later, not at once.
+// Package await is for end-to-end tests (the control plane's, the shop's):
+// telemetry is exported in batches off the request path, policy travels by
+// long-poll and Consul's catalog by blocking query, so what a request causes
+// is true a moment later, not at once.
 package await
 
 import (
