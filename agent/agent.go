@@ -25,7 +25,7 @@ import (
 const instrumentationName = "github.com/pilothouse/pilothouse/agent"
 
 // ErrNoService is returned by New when the service name is empty.
-var ErrNoService = errors.New("agent: service name is required")
+var ErrNoService = errors.New("agent: service name is required (New's argument or " + EnvServiceName + ")")
 
 // Agent instruments one instance of a service. Create it with New, install
 // Middleware on the Gin engine and call Shutdown before the process exits.
@@ -72,12 +72,15 @@ type Agent struct {
 // traces endpoint is configured, New starts the background exporters and
 // the heartbeat; nothing is sent on the caller's goroutine.
 func New(service string, opts ...Option) (*Agent, error) {
-	if strings.TrimSpace(service) == "" {
-		return nil, ErrNoService
-	}
 	cfg, err := newConfig(opts)
 	if err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(service) == "" {
+		service = strings.TrimSpace(cfg.getenv(EnvServiceName))
+	}
+	if service == "" {
+		return nil, ErrNoService
 	}
 	sampler, err := cfg.sampler()
 	if err != nil {
@@ -91,10 +94,11 @@ func New(service string, opts ...Option) (*Agent, error) {
 	}
 	a.names.init()
 
-	resAttrs := []attribute.KeyValue{
+	// The environment's attributes first: the agent's own win over them.
+	resAttrs := append(cfg.resourceAttrs[:len(cfg.resourceAttrs):len(cfg.resourceAttrs)],
 		attribute.String("service.name", service),
 		attribute.String(wire.AttrInstanceID, cfg.instanceID),
-	}
+	)
 	if cfg.version != "" {
 		resAttrs = append(resAttrs, attribute.String("service.version", cfg.version))
 	}
@@ -158,6 +162,7 @@ func (a *Agent) newTraceExporter() (*spanExporter, error) {
 		token = a.cfg.token
 	}
 	exp := newSpanExporter(a.cfg.tracesEndpoint, token, a.cfg.httpClient)
+	exp.post.headers = a.cfg.traceHeaders
 	if a.cfg.tracesToPlanes {
 		exp.post.planes, exp.post.path = a.cfg.planes, wire.PathTraces
 	}

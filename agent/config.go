@@ -77,6 +77,9 @@ func newConfig(opts []Option) (config, error) {
 		return c, fmt.Errorf("%w: heartbeat interval %s not between %s and %s",
 			ErrInvalidConfig, c.heartbeat, wire.MinBeatInterval, wire.MaxBeatInterval)
 	}
+	if err := c.readOTelEnv(); err != nil {
+		return c, err
+	}
 	if c.spanQueue <= 0 {
 		c.spanQueue = DefaultQueueSize
 	}

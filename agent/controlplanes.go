@@ -132,6 +132,7 @@ type outbound struct {
 	method      string
 	contentType string // "" sends none
 	token       string // sent as a Bearer token when set
+	headers     []keyValue
 	body        []byte // nil sends none
 }
 
@@ -145,6 +146,9 @@ func (o outbound) do(ctx context.Context, target string) (resp *http.Response, r
 	req, err := http.NewRequestWithContext(ctx, o.method, target, body)
 	if err != nil {
 		return nil, false, err
+	}
+	for _, h := range o.headers {
+		req.Header.Set(h.key, h.value)
 	}
 	if o.contentType != "" {
 		req.Header.Set("Content-Type", o.contentType)

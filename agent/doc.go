@@ -52,9 +52,13 @@
 // WithPolicyFile keeps it across restarts too.
 //
 // Configuration comes from options and, where an option is not given, from
-// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, OTEL_TRACES_SAMPLER,
-// OTEL_TRACES_SAMPLER_ARG, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
-// OTEL_EXPORTER_OTLP_ENDPOINT.
+// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, and of the standard
+// OpenTelemetry variables OTEL_SERVICE_NAME (when New is given ""),
+// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT,
+// OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS (sent with
+// span exports), OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BLRP_MAX_QUEUE_SIZE. A
+// value New cannot use is an ErrInvalidConfig naming the variable.
 //
 // # Several control planes
 //

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/attribute"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -58,12 +59,12 @@ const (
 	fieldAnyDouble           = 4
 )
 
-func newLogExporter(service string, cfg config) *logExporter {
+// newLogExporter returns the exporter of log records; resource is the
+// agent's, the same as its spans'.
+func newLogExporter(resource []attribute.KeyValue, cfg config) *logExporter {
 	var res []byte
-	res = appendStringKV(res, fieldResourceAttrs, "service.name", service)
-	res = appendStringKV(res, fieldResourceAttrs, wire.AttrInstanceID, cfg.instanceID)
-	if cfg.version != "" {
-		res = appendStringKV(res, fieldResourceAttrs, "service.version", cfg.version)
+	for _, kv := range resource {
+		res = appendStringKV(res, fieldResourceAttrs, string(kv.Key), kv.Value.Emit())
 	}
 	var scope []byte
 	scope = protowire.AppendTag(scope, fieldScopeName, protowire.BytesType)
@@ -115,8 +116,10 @@ type poster struct {
 	planes *controlPlanes
 	path   string
 	token  string // sent as a Bearer token when set
-	client *http.Client
-	what   string
+	// headers go with every request (OTEL_EXPORTER_OTLP_*HEADERS).
+	headers []keyValue
+	client  *http.Client
+	what    string
 	// resendAfter overrides defaultResendAfter (tests).
 	resendAfter time.Duration
 }
@@ -151,7 +154,8 @@ const defaultResendAfter = 500 * time.Millisecond
 // worth another try (which, with planes, moved the agent to the next
 // replica).
 func (p *poster) sendOnce(ctx context.Context, body []byte) (retryable bool, err error) {
-	o := outbound{client: p.client, method: http.MethodPost, contentType: "application/x-protobuf", token: p.token, body: body}
+	o := outbound{client: p.client, method: http.MethodPost, contentType: "application/x-protobuf", token: p.token,
+		headers: p.headers, body: body}
 	var resp *http.Response
 	if p.planes != nil {
 		resp, retryable, err = p.planes.do(ctx, p.path, o)

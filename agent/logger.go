@@ -87,7 +87,7 @@ func newLogSink(a *Agent, cfg config) *logSink {
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"instance":`...), s.instance)
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
 	if cfg.controlPlane != "" {
-		exp := newLogExporter(a.service, cfg)
+		exp := newLogExporter(a.resource.Attributes(), cfg)
 		s.queue = batch.New(batch.Settings{Size: cfg.logQueue, BatchSize: batchSize, Interval: flushInterval},
 			exp.export)
 	}

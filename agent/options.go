@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -44,6 +45,8 @@ type config struct {
 	heartbeat       time.Duration
 	spanQueue       int
 	logQueue        int
+	resourceAttrs   []attribute.KeyValue // from OTEL_RESOURCE_ATTRIBUTES
+	traceHeaders    []keyValue           // from the OTLP headers variables
 	localLog        io.Writer
 	localLogSet     bool
 	logLevel        slog.Level

@@ -1,0 +1,214 @@
+package agent
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pilothouse/pilothouse/agent/wire"
+)
+
+func TestParseKeyValues(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     []keyValue
+		wantErr  string
+	}{
+		{name: "empty", in: ""},
+		{name: "one", in: "a=b", want: []keyValue{{"a", "b"}}},
+		{name: "spaces and empty entries", in: " a = b ,, c=d ,", want: []keyValue{{"a", "b"}, {"c", "d"}}},
+		{name: "percent-decoded", in: "team=pay%20ments,k=a%2Cb%3Dc", want: []keyValue{{"team", "pay ments"}, {"k", "a,b=c"}}},
+		{name: "empty value", in: "a=", want: []keyValue{{"a", ""}}},
+		{name: "value with =", in: "a=b=c", want: []keyValue{{"a", "b=c"}}},
+		{name: "no =", in: "a=b,novalue", wantErr: `entry "novalue" is not key=value`},
+		{name: "no key", in: "=v", wantErr: `entry "=v" is not key=value`},
+		{name: "bad escape", in: "k=%zz", wantErr: `value of "k"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseKeyValues("VAR", tt.in)
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "VAR: "+tt.wantErr) {
+					t.Fatalf("got error %v, want ErrInvalidConfig naming VAR and %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadOTelEnvironmentIsRejected(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string
+	}{
+		{name: "resource entry", env: map[string]string{EnvResourceAttributes: "team"}, wantErr: EnvResourceAttributes},
+		{name: "header name", env: map[string]string{EnvOTLPHeaders: "bad header=x"}, wantErr: EnvOTLPHeaders + `: "bad header" is not a header name`},
+		{name: "header value", env: map[string]string{EnvOTLPTracesHeaders: "x-a=1%0D%0AHost:%20evil"}, wantErr: EnvOTLPTracesHeaders},
+		{name: "queue zero", env: map[string]string{EnvSpanQueueSize: "0"}, wantErr: EnvSpanQueueSize + `="0"`},
+		{name: "queue word", env: map[string]string{EnvLogQueueSize: "many"}, wantErr: EnvLogQueueSize},
+		{name: "queue huge", env: map[string]string{EnvSpanQueueSize: "100000000"}, wantErr: EnvSpanQueueSize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New("svc", withEnv(func(k string) string { return tt.env[k] }), WithLocalLog(io.Discard))
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got %v, want ErrInvalidConfig naming %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestQueueSizesFromEnvironment(t *testing.T) {
+	env := map[string]string{EnvSpanQueueSize: "100", EnvLogQueueSize: " 300 "}
+	cfg, err := newConfig([]Option{withEnv(func(k string) string { return env[k] })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.spanQueue != 100 || cfg.logQueue != 300 {
+		t.Errorf("queues: got %d spans, %d logs; want 100 and 300", cfg.spanQueue, cfg.logQueue)
+	}
+	cfg, err = newConfig([]Option{withEnv(func(k string) string { return env[k] }), WithQueueSize(7, 9)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.spanQueue != 7 || cfg.logQueue != 9 {
+		t.Errorf("queues with WithQueueSize: got %d and %d, want the option's 7 and 9", cfg.spanQueue, cfg.logQueue)
+	}
+}
+
+// collector is a third-party OTLP/HTTP traces endpoint that records the
+// headers and resources it receives.
+type collector struct {
+	*httptest.Server
+	mu        sync.Mutex
+	headers   []http.Header
+	resources [][]*commonpb.KeyValue
+}
+
+func newCollector(t *testing.T) *collector {
+	c := &collector{}
+	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltrace.ExportTraceServiceRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.headers = append(c.headers, r.Header.Clone())
+		for _, rs := range req.GetResourceSpans() {
+			c.resources = append(c.resources, rs.GetResource().GetAttributes())
+		}
+	}))
+	t.Cleanup(c.Close)
+	return c
+}
+
+func stringAttrs(kvs []*commonpb.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		m[kv.GetKey()] = kv.GetValue().GetStringValue()
+	}
+	return m
+}
+
+// TestOTelEnvironment checks OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
+// and OTEL_EXPORTER_OTLP_HEADERS end to end: spans go to a third-party
+// collector with the headers and the resource, logs to the control plane
+// with the same resource, and the agent's own attributes win.
+func TestOTelEnvironment(t *testing.T) {
+	col := newCollector(t)
+	cp := newFakeControlPlane(t)
+	env := map[string]string{
+		wire.EnvURL:           cp.URL,
+		wire.EnvToken:         "pilothouse-secret",
+		EnvOTLPTracesEndpoint: col.URL + "/v1/traces",
+		EnvServiceName:        "orders",
+		EnvResourceAttributes: "deployment.environment=prod,team=pay%20ments,service.name=not-this,service.instance.id=nor-this",
+		EnvOTLPHeaders:        "x-tenant=shop,api-key=s%3Dcret",
+	}
+	a, err := New("", withEnv(func(k string) string { return env[k] }), WithLocalLog(io.Discard),
+		WithInstanceID("orders-1"), WithHeartbeatInterval(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Service() != "orders" {
+		t.Errorf("service: got %q, want %s's orders", a.Service(), EnvServiceName)
+	}
+	r := newEngine(a)
+	serve(t, r, http.MethodGet, "/users/1", nil)
+	shutdown(t, a)
+
+	wantRes := map[string]string{"service.name": "orders", wire.AttrInstanceID: "orders-1",
+		"deployment.environment": "prod", "team": "pay ments"}
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.headers) == 0 {
+		t.Fatal("the collector received no spans")
+	}
+	h := col.headers[0]
+	if h.Get("X-Tenant") != "shop" || h.Get("Api-Key") != "s=cret" {
+		t.Errorf("collector headers: got x-tenant %q, api-key %q; want shop and s=cret", h.Get("X-Tenant"), h.Get("Api-Key"))
+	}
+	if auth := h.Get(wire.HeaderAuthorization); auth != "" {
+		t.Errorf("collector Authorization: got %q, want none (the Pilothouse token goes to the control plane only)", auth)
+	}
+	if got := stringAttrs(col.resources[0]); !reflect.DeepEqual(got, wantRes) {
+		t.Errorf("span resource: got %v, want %v", got, wantRes)
+	}
+
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if len(cp.logs) == 0 {
+		t.Fatal("the control plane received no logs")
+	}
+	if got := stringAttrs(cp.logs[0].GetResourceLogs()[0].GetResource().GetAttributes()); !reflect.DeepEqual(got, wantRes) {
+		t.Errorf("log resource: got %v, want %v", got, wantRes)
+	}
+}
+
+func TestNoServiceName(t *testing.T) {
+	_, err := New(" ", withEnv(noEnv))
+	if !errors.Is(err, ErrNoService) || !strings.Contains(err.Error(), EnvServiceName) {
+		t.Fatalf("got %v, want ErrNoService naming %s", err, EnvServiceName)
+	}
+}
+
+// FuzzParseKeyValues: any value of OTEL_RESOURCE_ATTRIBUTES or the OTLP
+// headers variables is parsed or refused with ErrInvalidConfig, never a
+// panic, and every parsed key is non-empty and trimmed.
+func FuzzParseKeyValues(f *testing.F) {
+	for _, s := range []string{"", "a=b", " a = b ,, c=d ,", "k=%zz", "=v", "novalue", "a=b=c", "x=%E2%82%AC"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		kvs, err := parseKeyValues("VAR", s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidConfig) {
+				t.Fatalf("error %v is not ErrInvalidConfig", err)
+			}
+			return
+		}
+		for _, kv := range kvs {
+			if kv.key == "" || kv.key != strings.TrimSpace(kv.key) || strings.Contains(kv.key, ",") {
+				t.Fatalf("key %q from %q", kv.key, s)
+			}
+		}
+	})
+}
