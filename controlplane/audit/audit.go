@@ -142,9 +142,17 @@ BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;`
 // Close closes the database.
 func (l *Log) Close() error { return l.db.Close() }
 
+// recordTimeout bounds one Record once it no longer follows its caller's
+// cancellation.
+const recordTimeout = 10 * time.Second
+
 // Record appends e and returns it with its ID and time set. It returns
-// once the event is durable.
+// once the event is durable. What happened is recorded even when ctx ends
+// first (the client that made a policy change hung up, say): Record keeps
+// ctx's values but not its cancellation, and gives up after recordTimeout.
 func (l *Log) Record(ctx context.Context, e Event) (Event, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	if e.Action == "" {
 		return Event{}, fmt.Errorf("%w: event without an action", ErrInvalid)
 	}

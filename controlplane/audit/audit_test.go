@@ -75,6 +75,22 @@ func TestRecordAndList(t *testing.T) {
 	}
 }
 
+// TestRecordOutlivesItsCaller: an event is recorded even when the request
+// that caused it has already ended (a client that hung up right after
+// changing a policy must not leave the change unaudited).
+func TestRecordOutlivesItsCaller(t *testing.T) {
+	l := openLog(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Record(ctx, Event{Actor: "alice", Action: ActionPolicyUpdate, Target: "orders"}); err != nil {
+		t.Fatalf("Record with an ended context: %v, want the event recorded", err)
+	}
+	events, err := l.List(context.Background(), Filter{Action: ActionPolicyUpdate})
+	if err != nil || len(events) != 1 || events[0].Actor != "alice" {
+		t.Fatalf("got %+v, %v; want alice's policy update", events, err)
+	}
+}
+
 func TestRecordRejectsEventWithoutAction(t *testing.T) {
 	l := openLog(t, t.TempDir())
 	if _, err := l.Record(context.Background(), Event{Actor: "x"}); !errors.Is(err, ErrInvalid) {

@@ -127,6 +127,9 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 			return
 		}
 		id, err := g.store.Identify(r)
+		if err != nil && clientGone(r) {
+			return // nobody to answer; not a failed sign-in
+		}
 		if err != nil {
 			if !auth.IsAuthError(err) {
 				g.log.Error("server: identify", "err", err)
@@ -225,6 +228,11 @@ func (g *gate) serveAgent(w http.ResponseWriter, r *http.Request, next http.Hand
 		}
 	}
 	ctx := r.Context()
+	if err != nil && clientGone(r) {
+		// The agent hung up (a long-poll it gave up on, a shutdown) while
+		// its token was being looked up: nothing was refused.
+		return
+	}
 	if err != nil {
 		if !auth.IsAuthError(err) && !errors.Is(err, auth.ErrServiceNotAllowed) {
 			g.log.Error("server: agent auth", "err", err)
@@ -236,6 +244,10 @@ func (g *gate) serveAgent(w http.ResponseWriter, r *http.Request, next http.Hand
 	}
 	next.ServeHTTP(w, r.WithContext(ctx))
 }
+
+// clientGone reports whether r's client went away (its context ended), so
+// that a lookup cut short is not taken for a credential that failed.
+func clientGone(r *http.Request) bool { return r.Context().Err() != nil }
 
 // agentFailed counts every agent refusal and audits at most one per
 // source address a minute.

@@ -69,11 +69,15 @@ type call struct {
 	csrf               string // header value; "session" means the session's token
 	header             map[string]string
 	cookies            []*http.Cookie
+	ctx                context.Context // nil: the test's own
 }
 
 func (e *env) do(t *testing.T, c call) *httptest.ResponseRecorder {
 	t.Helper()
 	r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.ctx != nil {
+		r = r.WithContext(c.ctx)
+	}
 	r.RemoteAddr = "192.0.2.10:4321"
 	if c.body != "" {
 		r.Header.Set("Content-Type", "application/json")
@@ -403,6 +407,33 @@ func TestAgentTokens(t *testing.T) {
 	e.do(t, call{method: "POST", path: "/v1/traces", body: otlpTraceJSON, bearer: "phg_wrong"})
 	if events, _ := e.srv.Audit().List(ctx, audit.Filter{Action: audit.ActionAgentAuthFailed}); len(events) != 2 {
 		t.Errorf("a minute later: got %d events, want 2", len(events))
+	}
+}
+
+// TestClientGoneIsNotAFailedSignIn: a request whose client hung up while
+// its credentials were being looked up (an agent's long-poll it gave up on)
+// is neither counted nor audited as a refusal.
+func TestClientGoneIsNotAFailedSignIn(t *testing.T) {
+	e := newEnv(t, "shared-secret")
+	ctx := context.Background()
+	orders, _, err := e.srv.Auth().CreateToken(ctx, auth.NewToken{Kind: auth.KindAgent, Name: "orders-agents", Services: []string{"orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	e.do(t, call{method: "GET", path: "/api/v1/agents/policy?service=orders&wait=0s", bearer: orders, ctx: gone})
+	e.do(t, call{method: "GET", path: "/api/v1/services", bearer: e.tokens[auth.RoleViewer], ctx: gone})
+	metrics := e.do(t, call{method: "GET", path: "/metrics", bearer: e.tokens[auth.RoleViewer]}).Body.String()
+	if lines := grepLines(metrics, "pilothouse_auth_failures_total{"); strings.Contains(lines, `kind="agent"} 1`) || strings.Contains(lines, `kind="token"} 1`) {
+		t.Errorf("auth failures: got %s, want none for clients that hung up", lines)
+	}
+	if events, _ := e.srv.Audit().List(ctx, audit.Filter{Action: audit.ActionAgentAuthFailed}); len(events) != 0 {
+		t.Errorf("got %+v, want no agent_auth_failed event", events)
+	}
+	// The same token with a live client still works.
+	if w := e.do(t, call{method: "GET", path: "/api/v1/agents/policy?service=orders&wait=0s", bearer: orders}); w.Code != 200 {
+		t.Errorf("live long-poll: got %d, want 200", w.Code)
 	}
 }
 
