@@ -108,13 +108,13 @@ func New(service string, opts ...Option) (*Agent, error) {
 		sdktrace.WithResource(a.resource),
 		sdktrace.WithSampler(sampler),
 	}
-	if cfg.tracesEndpoint != "" {
+	if cfg.tracesEndpoint != "" && !cfg.otelDisabled {
 		exp, err := a.newTraceExporter()
 		if err != nil {
 			return nil, err
 		}
 		exp.resource = a.resource.Attributes()
-		a.spans = newSpanQueue(exp, cfg.spanQueue)
+		a.spans = newSpanQueue(exp, cfg.spanBatch.settings(cfg.spanQueue))
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(a.spans))
 	}
 	for _, sp := range cfg.spanProcessors {

@@ -57,8 +57,10 @@
 // OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT,
 // OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS (sent with
-// span exports), OTEL_BSP_MAX_QUEUE_SIZE and OTEL_BLRP_MAX_QUEUE_SIZE. A
-// value New cannot use is an ErrInvalidConfig naming the variable.
+// span exports), OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+// OTEL_BSP_SCHEDULE_DELAY, the same three OTEL_BLRP_ ones for logs, and
+// OTEL_SDK_DISABLED (span and log export off). A value New cannot use is an
+// ErrInvalidConfig naming the variable.
 //
 // # Several control planes
 //

@@ -21,6 +21,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 
+	"github.com/pilothouse/pilothouse/agent/internal/batch"
 	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
@@ -249,7 +250,7 @@ func (blockingExporter) Shutdown(context.Context) error { return nil }
 func TestDropsCountedWhenQueueFull(t *testing.T) {
 	a, _ := newTestAgent(t)
 	// Queues that are never drained: the first few items fit, the rest drop.
-	a.spans = newSpanQueue(blockingExporter{}, 2)
+	a.spans = newSpanQueue(blockingExporter{}, batch.Settings{Size: 2})
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(a.spans))
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)

@@ -86,10 +86,9 @@ func newLogSink(a *Agent, cfg config) *logSink {
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"service":`...), s.service)
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"instance":`...), s.instance)
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
-	if cfg.controlPlane != "" {
+	if cfg.controlPlane != "" && !cfg.otelDisabled {
 		exp := newLogExporter(a.resource.Attributes(), cfg)
-		s.queue = batch.New(batch.Settings{Size: cfg.logQueue, BatchSize: batchSize, Interval: flushInterval},
-			exp.export)
+		s.queue = batch.New(cfg.logBatch.settings(cfg.logQueue), exp.export)
 	}
 	return s
 }

@@ -41,12 +41,17 @@ type config struct {
 	sampleRatio    float64
 	sampleRatioSet bool
 
-	tracesEndpoint  string
-	heartbeat       time.Duration
-	spanQueue       int
-	logQueue        int
-	resourceAttrs   []attribute.KeyValue // from OTEL_RESOURCE_ATTRIBUTES
-	traceHeaders    []keyValue           // from the OTLP headers variables
+	tracesEndpoint string
+	heartbeat      time.Duration
+	spanQueue      int
+	logQueue       int
+	resourceAttrs  []attribute.KeyValue // from OTEL_RESOURCE_ATTRIBUTES
+	traceHeaders   []keyValue           // from the OTLP headers variables
+	// spanBatch and logBatch are the export batch sizes and delays (from
+	// OTEL_BSP_* and OTEL_BLRP_*; zero means the default).
+	spanBatch, logBatch exportBatch
+	// otelDisabled is OTEL_SDK_DISABLED=true: no span or log export.
+	otelDisabled    bool
 	localLog        io.Writer
 	localLogSet     bool
 	logLevel        slog.Level

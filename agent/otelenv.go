@@ -5,8 +5,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/pilothouse/pilothouse/agent/internal/batch"
 )
 
 // More environment variables from the OpenTelemetry specification that
@@ -25,7 +28,41 @@ const (
 	// WithQueueSize is not given.
 	EnvSpanQueueSize = "OTEL_BSP_MAX_QUEUE_SIZE"
 	EnvLogQueueSize  = "OTEL_BLRP_MAX_QUEUE_SIZE"
+	// EnvSpanBatchSize and EnvLogBatchSize are the most items one export
+	// carries (default 512, at most the queue's size).
+	EnvSpanBatchSize = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+	EnvLogBatchSize  = "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"
+	// EnvSpanScheduleDelay and EnvLogScheduleDelay are how long, in
+	// milliseconds, an item may wait for a full batch (default 1000).
+	EnvSpanScheduleDelay = "OTEL_BSP_SCHEDULE_DELAY"
+	EnvLogScheduleDelay  = "OTEL_BLRP_SCHEDULE_DELAY"
+	// EnvSDKDisabled=true turns span and log export off. Request IDs,
+	// trace context, metrics, local logs, heartbeats and policy stay on:
+	// they are the agent's, not the OpenTelemetry SDK's.
+	EnvSDKDisabled = "OTEL_SDK_DISABLED"
 )
+
+// maxScheduleDelay bounds a schedule delay from the environment.
+const maxScheduleDelay = time.Hour
+
+// exportBatch is one export queue's batch size and delay; zero fields
+// mean the defaults.
+type exportBatch struct {
+	size  int
+	delay time.Duration
+}
+
+// settings returns the queue's settings for a queue of the given size.
+func (b exportBatch) settings(queue int) batch.Settings {
+	s := batch.Settings{Size: queue, BatchSize: batchSize, Interval: flushInterval}
+	if b.size > 0 {
+		s.BatchSize = b.size
+	}
+	if b.delay > 0 {
+		s.Interval = b.delay
+	}
+	return s
+}
 
 // maxQueueSize bounds a queue size from the environment: a typo of a few
 // zeros should not reserve gigabytes.
@@ -97,7 +134,45 @@ func (c *config) readOTelEnv() error {
 			return err
 		}
 	}
+	if c.spanBatch, err = batchFromEnv(c.getenv, EnvSpanBatchSize, EnvSpanScheduleDelay, c.spanQueue); err != nil {
+		return err
+	}
+	if c.logBatch, err = batchFromEnv(c.getenv, EnvLogBatchSize, EnvLogScheduleDelay, c.logQueue); err != nil {
+		return err
+	}
+
+	switch v := strings.ToLower(strings.TrimSpace(c.getenv(EnvSDKDisabled))); v {
+	case "", "false":
+	case "true":
+		c.otelDisabled = true
+	default:
+		return fmt.Errorf("%w: %s=%q is neither true nor false", ErrInvalidConfig, EnvSDKDisabled, v)
+	}
 	return nil
+}
+
+// batchFromEnv reads a queue's batch size and schedule delay; queue is
+// its size, 0 for the default.
+func batchFromEnv(getenv func(string) string, sizeVar, delayVar string, queue int) (exportBatch, error) {
+	var b exportBatch
+	if queue <= 0 {
+		queue = DefaultQueueSize
+	}
+	if s := strings.TrimSpace(getenv(sizeVar)); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > queue {
+			return b, fmt.Errorf("%w: %s=%q is not a whole number from 1 to the queue's size, %d", ErrInvalidConfig, sizeVar, s, queue)
+		}
+		b.size = n
+	}
+	if s := strings.TrimSpace(getenv(delayVar)); s != "" {
+		ms, err := strconv.Atoi(s)
+		if err != nil || ms < 1 || time.Duration(ms)*time.Millisecond > maxScheduleDelay {
+			return b, fmt.Errorf("%w: %s=%q is not a number of milliseconds from 1 to %d", ErrInvalidConfig, delayVar, s, maxScheduleDelay.Milliseconds())
+		}
+		b.delay = time.Duration(ms) * time.Millisecond
+	}
+	return b, nil
 }
 
 // queueSizeFromEnv reads a queue size; 0 when the variable is unset.

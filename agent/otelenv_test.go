@@ -15,6 +15,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/pilothouse/pilothouse/agent/internal/batch"
 	"github.com/pilothouse/pilothouse/agent/wire"
 )
 
@@ -62,6 +63,11 @@ func TestBadOTelEnvironmentIsRejected(t *testing.T) {
 		{name: "queue zero", env: map[string]string{EnvSpanQueueSize: "0"}, wantErr: EnvSpanQueueSize + `="0"`},
 		{name: "queue word", env: map[string]string{EnvLogQueueSize: "many"}, wantErr: EnvLogQueueSize},
 		{name: "queue huge", env: map[string]string{EnvSpanQueueSize: "100000000"}, wantErr: EnvSpanQueueSize},
+		{name: "batch above queue", env: map[string]string{EnvLogQueueSize: "100", EnvLogBatchSize: "101"}, wantErr: EnvLogBatchSize + `="101" is not a whole number from 1 to the queue's size, 100`},
+		{name: "batch zero", env: map[string]string{EnvSpanBatchSize: "0"}, wantErr: EnvSpanBatchSize},
+		{name: "delay word", env: map[string]string{EnvSpanScheduleDelay: "5s"}, wantErr: EnvSpanScheduleDelay + `="5s" is not a number of milliseconds`},
+		{name: "delay too long", env: map[string]string{EnvLogScheduleDelay: "3600001"}, wantErr: EnvLogScheduleDelay},
+		{name: "disabled yes", env: map[string]string{EnvSDKDisabled: "yes"}, wantErr: EnvSDKDisabled + `="yes" is neither true nor false`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +88,18 @@ func TestQueueSizesFromEnvironment(t *testing.T) {
 	if cfg.spanQueue != 100 || cfg.logQueue != 300 {
 		t.Errorf("queues: got %d spans, %d logs; want 100 and 300", cfg.spanQueue, cfg.logQueue)
 	}
+	if got, want := cfg.spanBatch.settings(cfg.spanQueue), (batch.Settings{Size: 100, BatchSize: batchSize, Interval: flushInterval}); got != want {
+		t.Errorf("span batches by default: got %+v, want %+v", got, want)
+	}
+	env[EnvLogBatchSize], env[EnvLogScheduleDelay] = "50", "250"
+	cfg, err = newConfig([]Option{withEnv(func(k string) string { return env[k] })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.logBatch.settings(cfg.logQueue), (batch.Settings{Size: 300, BatchSize: 50, Interval: 250 * time.Millisecond}); got != want {
+		t.Errorf("log batches: got %+v, want %+v", got, want)
+	}
+	delete(env, EnvLogBatchSize)
 	cfg, err = newConfig([]Option{withEnv(func(k string) string { return env[k] }), WithQueueSize(7, 9)})
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +198,30 @@ func TestOTelEnvironment(t *testing.T) {
 	}
 	if got := stringAttrs(cp.logs[0].GetResourceLogs()[0].GetResource().GetAttributes()); !reflect.DeepEqual(got, wantRes) {
 		t.Errorf("log resource: got %v, want %v", got, wantRes)
+	}
+}
+
+// TestSDKDisabled: OTEL_SDK_DISABLED=true stops span and log export, and
+// nothing else: requests still get IDs and heartbeats still go out.
+func TestSDKDisabled(t *testing.T) {
+	cp := newFakeControlPlane(t)
+	env := map[string]string{wire.EnvURL: cp.URL, EnvSDKDisabled: "TRUE"}
+	a, err := New("orders", withEnv(func(k string) string { return env[k] }), WithLocalLog(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newEngine(a)
+	if w := serve(t, r, http.MethodGet, "/users/1", nil); w.Header().Get(wire.HeaderRequestID) == "" {
+		t.Error("response: no request ID, want one")
+	}
+	shutdown(t, a)
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if len(cp.traces) != 0 || len(cp.logs) != 0 {
+		t.Errorf("exports: got %d span and %d log requests, want none", len(cp.traces), len(cp.logs))
+	}
+	if len(cp.heartbeats) == 0 {
+		t.Error("heartbeats: got none, want the final beat at least")
 	}
 }
 

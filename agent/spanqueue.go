@@ -48,12 +48,8 @@ type spanQueue struct {
 
 var _ sdktrace.SpanProcessor = (*spanQueue)(nil)
 
-func newSpanQueue(exp spanSender, size int) *spanQueue {
-	return &spanQueue{
-		exp: exp,
-		q: batch.New(batch.Settings{Size: size, BatchSize: batchSize, Interval: flushInterval},
-			batch.ExportFunc[queuedSpan](exp.sendSpans)),
-	}
+func newSpanQueue(exp spanSender, s batch.Settings) *spanQueue {
+	return &spanQueue{exp: exp, q: batch.New(s, batch.ExportFunc[queuedSpan](exp.sendSpans))}
 }
 
 func (s *spanQueue) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
