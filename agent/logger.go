@@ -188,7 +188,9 @@ func (h *logHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 // writeLocal encodes the record as one JSON line and hands it to the local
-// writer; a line that finds no room there is dropped and counted.
+// writer; a line that finds no room there is dropped and counted. Errors
+// are written without the writer's linger: such a line may be the last
+// before the process exits.
 func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID string, scopeJSON []byte, recAttrs []slog.Attr) {
 	bp := h.sink.bufs.Get().(*[]byte)
 	b := (*bp)[:0]
@@ -218,7 +220,11 @@ func (h *logHandler) writeLocal(r *slog.Record, sc trace.SpanContext, requestID 
 		b = appendJSONAttr(b, a)
 	}
 	b = append(b, '}', '\n')
-	h.sink.local.WriteLine(b)
+	if r.Level >= slog.LevelError {
+		h.sink.local.WriteLineNow(b)
+	} else {
+		h.sink.local.WriteLine(b)
+	}
 	*bp = b
 	if cap(b) <= 64<<10 {
 		h.sink.bufs.Put(bp)

@@ -153,8 +153,9 @@ func WithQueueSize(spans, logs int) Option {
 
 // WithLocalLog sets where log lines are also written as JSON (default
 // os.Stderr). io.Discard turns local output off. The lines are written by
-// a background goroutine, about 10 ms after they are logged, so a slow
-// terminal or pipe never holds up a request; Shutdown writes what is left.
+// a background goroutine, about 10 ms after they are logged (at once for
+// Error and above), so a slow terminal or pipe never holds up a request;
+// Shutdown writes what is left.
 // When w falls 256 KiB behind, further lines are dropped and counted in
 // pilothouse_agent_telemetry_dropped_total{signal="local_logs"}.
 func WithLocalLog(w io.Writer) Option {

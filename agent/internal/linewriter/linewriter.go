@@ -36,6 +36,7 @@ type Writer struct {
 	closed  bool
 
 	wake    chan struct{} // capacity 1: a batch started, or grew large
+	urgent  chan struct{} // capacity 1: write now, without the linger
 	flushes chan chan struct{}
 	quit    chan struct{}
 	done    chan struct{}
@@ -59,6 +60,7 @@ func New(w io.Writer, limit int, linger time.Duration) *Writer {
 		flushAt: max(limit/4, 1),
 		linger:  linger,
 		wake:    make(chan struct{}, 1),
+		urgent:  make(chan struct{}, 1),
 		flushes: make(chan chan struct{}),
 		quit:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -71,6 +73,19 @@ func New(w io.Writer, limit int, linger time.Duration) *Writer {
 // never blocks on the writer; it reports false, and counts a drop, when
 // the buffer has no room or the Writer is closed.
 func (w *Writer) WriteLine(line []byte) bool {
+	return w.add(line, w.wake)
+}
+
+// WriteLineNow is WriteLine for a line worth the latency of a write of its
+// own (an error, say, that may be the last line before the process
+// exits): the writer writes it, with whatever is waiting, without
+// lingering. It does not wait for the write either.
+func (w *Writer) WriteLineNow(line []byte) bool {
+	return w.add(line, w.urgent)
+}
+
+// add queues line and, when a write should start, signals on wake.
+func (w *Writer) add(line []byte, wake chan struct{}) bool {
 	w.mu.Lock()
 	n := len(w.pending)
 	if w.closed || n+len(line) > w.limit {
@@ -85,11 +100,11 @@ func (w *Writer) WriteLine(line []byte) bool {
 	}
 	w.pending = append(w.pending, line...)
 	w.lines++
-	signal := n == 0 || (n < w.flushAt && n+len(line) >= w.flushAt)
+	signal := wake == w.urgent || n == 0 || (n < w.flushAt && n+len(line) >= w.flushAt)
 	w.mu.Unlock()
 	if signal {
 		select {
-		case w.wake <- struct{}{}:
+		case wake <- struct{}{}:
 		default:
 		}
 	}
@@ -155,6 +170,8 @@ func (w *Writer) run() {
 			case <-timer.C:
 			case <-w.wake:
 				timer.Stop()
+			case <-w.urgent:
+				timer.Stop()
 			case done := <-w.flushes:
 				timer.Stop()
 				spare = w.write(spare)
@@ -165,6 +182,8 @@ func (w *Writer) run() {
 				w.write(spare)
 				return
 			}
+			spare = w.write(spare)
+		case <-w.urgent:
 			spare = w.write(spare)
 		case done := <-w.flushes:
 			spare = w.write(spare)

@@ -207,3 +207,18 @@ func TestConcurrentWritersKeepLinesWhole(t *testing.T) {
 		next[byte(g)]++
 	}
 }
+
+func TestWriteLineNowSkipsTheLinger(t *testing.T) {
+	var out syncBuffer
+	w := New(&out, 0, time.Hour) // WriteLine alone would wait an hour
+	defer w.Close(context.Background())
+	w.WriteLine([]byte("info\n"))
+	w.WriteLineNow([]byte("error\n"))
+	deadline := time.Now().Add(5 * time.Second)
+	for out.String() != "info\nerror\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5s the writer has %q, want both lines at once", out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
