@@ -51,10 +51,15 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.tracesEndpoint == "" {
 		c.tracesEndpoint = c.getenv(EnvOTLPTracesEndpoint)
-	}
-	if c.tracesEndpoint == "" {
-		if base := c.getenv(EnvOTLPEndpoint); base != "" {
-			c.tracesEndpoint = strings.TrimRight(base, "/") + wire.PathTraces
+		if c.tracesEndpoint == "" {
+			if base := c.getenv(EnvOTLPEndpoint); base != "" {
+				c.tracesEndpoint = strings.TrimRight(base, "/") + wire.PathTraces
+			}
+		}
+		if c.tracesEndpoint != "" {
+			if err := c.checkOTLPProtocol(); err != nil {
+				return c, err
+			}
 		}
 	}
 	if c.tracesEndpoint == "" && c.controlPlane != "" {

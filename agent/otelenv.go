@@ -40,7 +40,33 @@ const (
 	// trace context, metrics, local logs, heartbeats and policy stay on:
 	// they are the agent's, not the OpenTelemetry SDK's.
 	EnvSDKDisabled = "OTEL_SDK_DISABLED"
+	// EnvOTLPTracesProtocol and EnvOTLPProtocol (the first wins) must be
+	// unset or an OTLP/HTTP protocol when spans go to an endpoint from the
+	// environment: the agent does not speak gRPC.
+	EnvOTLPTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	EnvOTLPProtocol       = "OTEL_EXPORTER_OTLP_PROTOCOL"
 )
+
+// checkOTLPProtocol refuses a gRPC protocol for an OTLP endpoint from the
+// environment, which would otherwise fail every export to a gRPC port.
+// Both OTLP/HTTP encodings are accepted: the agent sends protobuf, which
+// every OTLP/HTTP receiver takes.
+func (c *config) checkOTLPProtocol() error {
+	name := EnvOTLPTracesProtocol
+	p := strings.TrimSpace(c.getenv(name))
+	if p == "" {
+		name = EnvOTLPProtocol
+		p = strings.TrimSpace(c.getenv(name))
+	}
+	switch p {
+	case "", "http/protobuf", "http/json":
+		return nil
+	case "grpc":
+		return fmt.Errorf("%w: %s=grpc: the agent exports OTLP over HTTP only; point the endpoint at an OTLP/HTTP receiver (port 4318 by convention) and set http/protobuf", ErrInvalidConfig, name)
+	default:
+		return fmt.Errorf("%w: %s=%q is not an OTLP protocol (http/protobuf, http/json or grpc)", ErrInvalidConfig, name, p)
+	}
+}
 
 // maxScheduleDelay bounds a schedule delay from the environment.
 const maxScheduleDelay = time.Hour

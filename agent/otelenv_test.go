@@ -67,6 +67,9 @@ func TestBadOTelEnvironmentIsRejected(t *testing.T) {
 		{name: "batch zero", env: map[string]string{EnvSpanBatchSize: "0"}, wantErr: EnvSpanBatchSize},
 		{name: "delay word", env: map[string]string{EnvSpanScheduleDelay: "5s"}, wantErr: EnvSpanScheduleDelay + `="5s" is not a number of milliseconds`},
 		{name: "delay too long", env: map[string]string{EnvLogScheduleDelay: "3600001"}, wantErr: EnvLogScheduleDelay},
+		{name: "grpc", env: map[string]string{EnvOTLPEndpoint: "http://col:4317", EnvOTLPProtocol: "grpc"}, wantErr: EnvOTLPProtocol + "=grpc: the agent exports OTLP over HTTP only"},
+		{name: "traces protocol wins", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4317/v1/traces", EnvOTLPProtocol: "http/protobuf", EnvOTLPTracesProtocol: "grpc"}, wantErr: EnvOTLPTracesProtocol},
+		{name: "unknown protocol", env: map[string]string{EnvOTLPEndpoint: "http://col:4318", EnvOTLPProtocol: "thrift"}, wantErr: `"thrift" is not an OTLP protocol`},
 		{name: "disabled yes", env: map[string]string{EnvSDKDisabled: "yes"}, wantErr: EnvSDKDisabled + `="yes" is neither true nor false`},
 	}
 	for _, tt := range tests {
@@ -76,6 +79,23 @@ func TestBadOTelEnvironmentIsRejected(t *testing.T) {
 				t.Fatalf("got %v, want ErrInvalidConfig naming %s", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestOTLPProtocolOnlyChecksEndpointsFromTheEnvironment: a gRPC setting
+// meant for other exporters in the process does not stop an agent that
+// exports to its control plane or to an endpoint given as an option.
+func TestOTLPProtocolOnlyChecksEndpointsFromTheEnvironment(t *testing.T) {
+	env := map[string]string{wire.EnvURL: "http://cp:7070", EnvOTLPProtocol: "grpc"}
+	for _, opts := range [][]Option{nil, {WithTracesEndpoint("http://col:4318/v1/traces")}} {
+		if _, err := newConfig(append([]Option{withEnv(func(k string) string { return env[k] })}, opts...)); err != nil {
+			t.Errorf("options %d: got %v, want nil", len(opts), err)
+		}
+	}
+	env[EnvOTLPProtocol] = "http/json"
+	env[EnvOTLPEndpoint] = "http://col:4318"
+	if _, err := newConfig([]Option{withEnv(func(k string) string { return env[k] })}); err != nil {
+		t.Errorf("http/json: got %v, want nil (the agent sends protobuf, which OTLP/HTTP receivers take)", err)
 	}
 }
 
