@@ -155,7 +155,8 @@ func WithQueueSize(spans, logs int) Option {
 // os.Stderr). io.Discard turns local output off. The lines are written by
 // a background goroutine, about 10 ms after they are logged (at once for
 // Error and above), so a slow terminal or pipe never holds up a request;
-// Shutdown writes what is left.
+// Shutdown writes what is left, and lines logged after it are written
+// directly.
 // When w falls 256 KiB behind, further lines are dropped and counted in
 // pilothouse_agent_telemetry_dropped_total{signal="local_logs"}.
 func WithLocalLog(w io.Writer) Option {

@@ -4,7 +4,8 @@
 // into a bounded buffer; when it is full a line is dropped and counted.
 // The writer runs a little after the first line of a batch (so that lines
 // logged close together go out in one write) or as soon as a batch is
-// large, and never when nothing was logged.
+// large, and never when nothing was logged. After Close, lines are written
+// directly: the program is on its way out.
 package linewriter
 
 import (
@@ -29,6 +30,10 @@ type Writer struct {
 	limit   int
 	flushAt int
 	linger  time.Duration
+
+	// writeMu serialises writes to w: the goroutine's, and the direct
+	// ones of lines logged after Close.
+	writeMu sync.Mutex
 
 	mu      sync.Mutex
 	pending []byte
@@ -71,7 +76,8 @@ func New(w io.Writer, limit int, linger time.Duration) *Writer {
 
 // WriteLine queues a copy of line (which should end in a newline). It
 // never blocks on the writer; it reports false, and counts a drop, when
-// the buffer has no room or the Writer is closed.
+// the buffer has no room. After Close, lines are written at once, on the
+// caller's goroutine (a program's last words after its agent shut down).
 func (w *Writer) WriteLine(line []byte) bool {
 	return w.add(line, w.wake)
 }
@@ -87,8 +93,16 @@ func (w *Writer) WriteLineNow(line []byte) bool {
 // add queues line and, when a write should start, signals on wake.
 func (w *Writer) add(line []byte, wake chan struct{}) bool {
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.writeMu.Lock()
+		_, err := w.w.Write(line)
+		w.writeMu.Unlock()
+		w.count(1, err)
+		return err == nil
+	}
 	n := len(w.pending)
-	if w.closed || n+len(line) > w.limit {
+	if n+len(line) > w.limit {
 		w.mu.Unlock()
 		w.dropped.Add(1)
 		return false
@@ -138,7 +152,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 }
 
 // Close writes what is queued and stops the goroutine. Lines written
-// after Close are dropped. It returns ctx's error if ctx ends first; the
+// after Close are written directly. It returns ctx's error if ctx ends first; the
 // goroutine still finishes its last write.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
@@ -208,10 +222,18 @@ func (w *Writer) write(spare []byte) []byte {
 	if lines == 0 {
 		return batch
 	}
-	if _, err := w.w.Write(batch); err != nil {
+	w.writeMu.Lock()
+	_, err := w.w.Write(batch)
+	w.writeMu.Unlock()
+	w.count(lines, err)
+	return batch
+}
+
+// count adds lines to the written or, if err, the dropped counter.
+func (w *Writer) count(lines int, err error) {
+	if err != nil {
 		w.dropped.Add(uint64(lines))
 	} else {
 		w.written.Add(uint64(lines))
 	}
-	return batch
 }

@@ -121,21 +121,24 @@ func TestStuckWriterNeitherBlocksNorGrowsWithoutBound(t *testing.T) {
 	}
 }
 
-func TestCloseWritesPendingAndDropsLaterLines(t *testing.T) {
+func TestCloseWritesPendingThenLaterLinesDirectly(t *testing.T) {
 	var out syncBuffer
 	w := New(&out, 0, time.Hour)
 	w.WriteLine([]byte("before\n"))
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if w.WriteLine([]byte("after\n")) {
-		t.Fatal("a line after Close was accepted")
-	}
 	if got := out.String(); got != "before\n" {
 		t.Fatalf("got %q, want the line queued before Close", got)
 	}
-	if w.Dropped() != 1 {
-		t.Fatalf("dropped %d, want 1", w.Dropped())
+	if !w.WriteLine([]byte("after\n")) || !w.WriteLineNow([]byte("last\n")) {
+		t.Fatal("a line after Close was refused")
+	}
+	if got := out.String(); got != "before\nafter\nlast\n" {
+		t.Fatalf("got %q, want the lines after Close written at once", got)
+	}
+	if w.Written() != 3 || w.Dropped() != 0 {
+		t.Fatalf("written %d dropped %d, want 3 and 0", w.Written(), w.Dropped())
 	}
 	if err := w.Close(context.Background()); err != nil {
 		t.Fatalf("second Close: %v", err)
