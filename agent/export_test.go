@@ -369,8 +369,12 @@ func TestStuckLocalLogNeverHoldsUpRequests(t *testing.T) {
 			t.Fatalf("request %d: got %d, want 200", i, w.Code)
 		}
 	}
-	if dropped := gatheredCounter(t, a, "pilothouse_agent_telemetry_dropped_total", signalLocalLogs); dropped == 0 {
+	dropped := gatheredCounter(t, a, "pilothouse_agent_telemetry_dropped_total", signalLocalLogs)
+	if dropped == 0 {
 		t.Fatal("local_logs dropped: got 0, want the lines that found no room counted")
+	}
+	if hb := a.heartbeat(context.Background()); float64(hb.Telemetry.LocalLogsDropped) != dropped {
+		t.Errorf("heartbeat: got %d local log lines dropped, want %v as on /metrics", hb.Telemetry.LocalLogsDropped, dropped)
 	}
 }
 

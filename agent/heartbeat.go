@@ -90,7 +90,7 @@ func (a *Agent) beat(ctx context.Context) {
 // heartbeat assembles the document: identity, check results, the route
 // figures since the previous beat and the export counters.
 func (a *Agent) heartbeat(ctx context.Context) wire.Heartbeat {
-	spans, logs := a.spanStats(), a.logStats()
+	spans, logs, local := a.spanStats(), a.logStats(), a.localLogStats()
 	routes := a.routes.Swap()
 	if len(routes) > wire.MaxRoutes {
 		routes = routes[:wire.MaxRoutes]
@@ -118,6 +118,8 @@ func (a *Agent) heartbeat(ctx context.Context) wire.Heartbeat {
 			LogsExported:  logs.Exported,
 			LogsDropped:   logs.Dropped,
 			ExportErrors:  spans.Errors + logs.Errors + a.beats.errors.Load(),
+
+			LocalLogsDropped: local.Dropped,
 		},
 		SentAt: now,
 	}

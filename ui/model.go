@@ -49,13 +49,16 @@ type Point struct {
 
 // Drops counts telemetry an agent could not deliver.
 type Drops struct {
-	Spans        uint64
-	Logs         uint64
+	Spans uint64
+	Logs  uint64
+	// LocalLogs are log lines the agents could not write to their own
+	// stderr (or other local writer) in time.
+	LocalLogs    uint64
 	ExportErrors uint64
 }
 
 // Any reports whether anything was dropped or failed.
-func (d Drops) Any() bool { return d.Spans+d.Logs+d.ExportErrors > 0 }
+func (d Drops) Any() bool { return d.Spans+d.Logs+d.LocalLogs+d.ExportErrors > 0 }
 
 // ServiceSummary is one row of the overview.
 type ServiceSummary struct {

@@ -108,6 +108,9 @@ type TelemetryStats struct {
 	LogsDropped   uint64 `json:"logs_dropped"`
 	// ExportErrors counts export requests that failed.
 	ExportErrors uint64 `json:"export_errors"`
+	// LocalLogsDropped counts local JSON log lines (stderr by default)
+	// lost because the writer fell behind or failed.
+	LocalLogsDropped uint64 `json:"local_logs_dropped,omitempty"`
 }
 
 // Limits on a heartbeat's contents.

@@ -120,7 +120,7 @@ func summary(svc registry.Service) ui.ServiceSummary {
 }
 
 func drops(t wire.TelemetryStats) ui.Drops {
-	return ui.Drops{Spans: t.SpansDropped, Logs: t.LogsDropped, ExportErrors: t.ExportErrors}
+	return ui.Drops{Spans: t.SpansDropped, Logs: t.LogsDropped, LocalLogs: t.LocalLogsDropped, ExportErrors: t.ExportErrors}
 }
 
 // Service implements ui.Source. A service the registry does not know but

@@ -93,6 +93,19 @@ func TestPagesOverRealStore(t *testing.T) {
 	}
 }
 
+// TestOverviewShowsDrops: what an agent's heartbeat says it lost reaches
+// the overview, local log lines included.
+func TestOverviewShowsDrops(t *testing.T) {
+	f := newFixture(t, 10)
+	_, _, doc := f.get(t, "/")
+	got := strings.Join(strings.Fields(doc.Find(sel("drops")).Text()), " ")
+	for _, want := range []string{"12 spans dropped", "3 logs dropped", "5 local log lines dropped"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("overview drops: got %q, want %q in it", got, want)
+		}
+	}
+}
+
 func TestSearchFindsRequestOverRealStore(t *testing.T) {
 	f := newFixture(t, 50)
 	code, hdr, _ := f.get(t, "/search?q="+requestID(7))

@@ -106,7 +106,7 @@ func beat(reg *registry.Registry, now time.Time) {
 				P50: wire.Duration(15 * time.Millisecond), P95: wire.Duration(40 * time.Millisecond), P99: wire.Duration(70 * time.Millisecond), Max: wire.Duration(90 * time.Millisecond)}},
 		}
 		if svc == "payments" {
-			hb.Telemetry = wire.TelemetryStats{SpansDropped: 12, LogsDropped: 3}
+			hb.Telemetry = wire.TelemetryStats{SpansDropped: 12, LogsDropped: 3, LocalLogsDropped: 5}
 		}
 		reg.Observe(hb, "127.0.0.1", now)
 	}

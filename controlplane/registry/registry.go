@@ -506,6 +506,7 @@ func addTelemetry(dst *wire.TelemetryStats, src wire.TelemetryStats) {
 	dst.LogsExported += src.LogsExported
 	dst.LogsDropped += src.LogsDropped
 	dst.ExportErrors += src.ExportErrors
+	dst.LocalLogsDropped += src.LocalLogsDropped
 }
 
 // windowLocked sums every route bucket that starts within window of now.
