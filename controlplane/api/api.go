@@ -70,7 +70,7 @@ func (h *Handler) listTraces(w http.ResponseWriter, r *http.Request) {
 	}
 	traces, err := h.store.Traces(r.Context(), f)
 	if err != nil {
-		h.storeError(w, err)
+		h.storeError(w, r, err)
 		return
 	}
 	if traces == nil {
@@ -91,7 +91,7 @@ func (h *Handler) getTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.storeError(w, err)
+		h.storeError(w, r, err)
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]any{"trace_id": id, "spans": spans})
@@ -105,7 +105,7 @@ func (h *Handler) listLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	logs, err := h.store.Logs(r.Context(), f)
 	if err != nil {
-		h.storeError(w, err)
+		h.storeError(w, r, err)
 		return
 	}
 	if logs == nil {
@@ -122,7 +122,13 @@ func (h *Handler) listLogs(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-func (h *Handler) storeError(w http.ResponseWriter, err error) {
+// storeError answers a failed store query with 503, unless the client
+// hung up (which cut the query short): then there is no one to answer and
+// nothing failed.
+func (h *Handler) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
 	h.log.Error("api: store query failed", "err", err)
 	w.Header().Set("Retry-After", "1")
 	WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "store unavailable: " + err.Error()})
