@@ -161,7 +161,13 @@ func (a *Agent) newTraceExporter() (*spanExporter, error) {
 	if a.cfg.planes.owns(a.cfg.tracesEndpoint) {
 		token = a.cfg.token
 	}
-	exp := newSpanExporter(a.cfg.tracesEndpoint, token, a.cfg.httpClient)
+	client := a.cfg.httpClient
+	if a.cfg.tracesTimeout > 0 {
+		c := *client
+		c.Timeout = a.cfg.tracesTimeout
+		client = &c
+	}
+	exp := newSpanExporter(a.cfg.tracesEndpoint, token, client)
 	exp.post.headers = a.cfg.traceHeaders
 	if a.cfg.tracesToPlanes {
 		exp.post.planes, exp.post.path = a.cfg.planes, wire.PathTraces

@@ -59,7 +59,7 @@
 // OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, which
 // must not be grpc),
 // OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS (sent with
-// span exports), OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+// span exports), OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
 // OTEL_BSP_SCHEDULE_DELAY, the same three OTEL_BLRP_ ones for logs, and
 // OTEL_SDK_DISABLED (span and log export off). A value New cannot use is an
 // ErrInvalidConfig naming the variable.

@@ -51,7 +51,10 @@ type config struct {
 	// OTEL_BSP_* and OTEL_BLRP_*; zero means the default).
 	spanBatch, logBatch exportBatch
 	// otelDisabled is OTEL_SDK_DISABLED=true: no span or log export.
-	otelDisabled    bool
+	otelDisabled bool
+	// tracesTimeout, from the OTLP timeout variables, bounds one span
+	// export request (0: the HTTP client's own timeout).
+	tracesTimeout   time.Duration
 	localLog        io.Writer
 	localLogSet     bool
 	logLevel        slog.Level

@@ -45,7 +45,15 @@ const (
 	// environment: the agent does not speak gRPC.
 	EnvOTLPTracesProtocol = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 	EnvOTLPProtocol       = "OTEL_EXPORTER_OTLP_PROTOCOL"
+	// EnvOTLPTracesTimeout and EnvOTLPTimeout (the first wins) bound one
+	// span export request, in milliseconds (default 5000), unless
+	// WithHTTPClient gave the agent its own client.
+	EnvOTLPTracesTimeout = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
+	EnvOTLPTimeout       = "OTEL_EXPORTER_OTLP_TIMEOUT"
 )
+
+// maxExportTimeout bounds an export timeout from the environment.
+const maxExportTimeout = 10 * time.Minute
 
 // checkOTLPProtocol refuses a gRPC protocol for an OTLP endpoint from the
 // environment, which would otherwise fail every export to a gRPC port.
@@ -165,6 +173,22 @@ func (c *config) readOTelEnv() error {
 	}
 	if c.logBatch, err = batchFromEnv(c.getenv, EnvLogBatchSize, EnvLogScheduleDelay, c.logQueue); err != nil {
 		return err
+	}
+
+	if c.httpClient == nil { // an option's client keeps its own timeout
+		name := EnvOTLPTracesTimeout
+		s := strings.TrimSpace(c.getenv(name))
+		if s == "" {
+			name = EnvOTLPTimeout
+			s = strings.TrimSpace(c.getenv(name))
+		}
+		if s != "" {
+			ms, err := strconv.Atoi(s)
+			if err != nil || ms < 1 || time.Duration(ms)*time.Millisecond > maxExportTimeout {
+				return fmt.Errorf("%w: %s=%q is not a number of milliseconds from 1 to %d", ErrInvalidConfig, name, s, maxExportTimeout.Milliseconds())
+			}
+			c.tracesTimeout = time.Duration(ms) * time.Millisecond
+		}
 	}
 
 	switch v := strings.ToLower(strings.TrimSpace(c.getenv(EnvSDKDisabled))); v {

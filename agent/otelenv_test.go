@@ -70,6 +70,8 @@ func TestBadOTelEnvironmentIsRejected(t *testing.T) {
 		{name: "grpc", env: map[string]string{EnvOTLPEndpoint: "http://col:4317", EnvOTLPProtocol: "grpc"}, wantErr: EnvOTLPProtocol + "=grpc: the agent exports OTLP over HTTP only"},
 		{name: "traces protocol wins", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4317/v1/traces", EnvOTLPProtocol: "http/protobuf", EnvOTLPTracesProtocol: "grpc"}, wantErr: EnvOTLPTracesProtocol},
 		{name: "unknown protocol", env: map[string]string{EnvOTLPEndpoint: "http://col:4318", EnvOTLPProtocol: "thrift"}, wantErr: `"thrift" is not an OTLP protocol`},
+		{name: "timeout word", env: map[string]string{EnvOTLPTimeout: "10s"}, wantErr: EnvOTLPTimeout + `="10s" is not a number of milliseconds`},
+		{name: "timeout zero", env: map[string]string{EnvOTLPTracesTimeout: "0"}, wantErr: EnvOTLPTracesTimeout},
 		{name: "disabled yes", env: map[string]string{EnvSDKDisabled: "yes"}, wantErr: EnvSDKDisabled + `="yes" is neither true nor false`},
 	}
 	for _, tt := range tests {
@@ -242,6 +244,36 @@ func TestSDKDisabled(t *testing.T) {
 	}
 	if len(cp.heartbeats) == 0 {
 		t.Error("heartbeats: got none, want the final beat at least")
+	}
+}
+
+// TestExportTimeoutFromEnvironment: the OTLP timeout variables bound span
+// exports only, and never override a client given with WithHTTPClient.
+func TestExportTimeoutFromEnvironment(t *testing.T) {
+	env := map[string]string{wire.EnvURL: "http://127.0.0.1:1", EnvOTLPTimeout: "9000", EnvOTLPTracesTimeout: "1500"}
+	getenv := withEnv(func(k string) string { return env[k] })
+	spanClient := func(a *Agent) *http.Client { return a.spans.exp.(*spanExporter).post.client }
+
+	a, err := New("svc", getenv, WithLocalLog(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, a)
+	if got := spanClient(a).Timeout; got != 1500*time.Millisecond {
+		t.Errorf("span export timeout: got %s, want %s's 1.5s", got, EnvOTLPTracesTimeout)
+	}
+	if got := a.cfg.httpClient.Timeout; got != DefaultExportTimeout {
+		t.Errorf("heartbeat client timeout: got %s, want the default %s", got, DefaultExportTimeout)
+	}
+
+	own := &http.Client{Timeout: 42 * time.Second}
+	b, err := New("svc", getenv, WithLocalLog(io.Discard), WithHTTPClient(own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(t, b)
+	if got := spanClient(b).Timeout; got != 42*time.Second {
+		t.Errorf("with WithHTTPClient: got %s, want the client's own 42s", got)
 	}
 }
 
