@@ -52,17 +52,18 @@
 // WithPolicyFile keeps it across restarts too.
 //
 // Configuration comes from options and, where an option is not given, from
-// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, and of the standard
-// OpenTelemetry variables OTEL_SERVICE_NAME (when New is given ""),
-// OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG,
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT (with
-// OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, which
-// must not be grpc),
-// OTEL_EXPORTER_OTLP_TRACES_HEADERS, OTEL_EXPORTER_OTLP_HEADERS (sent with
-// span exports), OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
-// OTEL_BSP_SCHEDULE_DELAY, the same three OTEL_BLRP_ ones for logs, and
-// OTEL_SDK_DISABLED (span and log export off). A value New cannot use is an
-// ErrInvalidConfig naming the variable.
+// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, and these standard
+// OpenTelemetry variables:
+//   - OTEL_SERVICE_NAME (when New is given "") and OTEL_RESOURCE_ATTRIBUTES;
+//   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG;
+//   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_ENDPOINT,
+//     with the _PROTOCOL variables (which must not be grpc), and the
+//     _HEADERS and _TIMEOUT variables for span exports;
+//   - OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+//     OTEL_BSP_SCHEDULE_DELAY and the same three OTEL_BLRP_ ones for logs;
+//   - OTEL_SDK_DISABLED (span and log export off).
+//
+// A value New cannot use is an ErrInvalidConfig naming the variable.
 //
 // # Several control planes
 //
