@@ -75,6 +75,9 @@ func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.Log
 		}
 	}
 	recs, err := r.loki.Logs(ctx, lf)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err() // the reader went away; Loki did not fail
+	}
 	if err != nil {
 		r.s.cfg.Logger.Warn("server: loki query failed; answering from the store", "err", err)
 		return r.store.Logs(ctx, f)
@@ -107,7 +110,7 @@ func (r *engineReader) Trace(ctx context.Context, traceID string) ([]store.Span,
 		return local, lerr
 	}
 	remote, rerr := r.traces.Trace(ctx, traceID)
-	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) {
+	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) && ctx.Err() == nil {
 		r.s.cfg.Logger.Warn("server: trace backend read failed; answering from the store", "trace_id", traceID, "err", rerr)
 	}
 	if len(remote) == 0 {

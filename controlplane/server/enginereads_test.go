@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +19,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/loki"
+	"github.com/pilothouse/pilothouse/controlplane/store"
 	"github.com/pilothouse/pilothouse/controlplane/tracebackend"
 )
 
@@ -193,4 +198,34 @@ func startWithEngines(t *testing.T, lokiURL, jaegerURL string) (url, viewer stri
 	go srv.Serve(ln)
 	t.Cleanup(func() { stop(t, srv) })
 	return "http://" + ln.Addr().String(), apiToken(t, srv, auth.RoleViewer)
+}
+
+// TestEngineReadsClientGone: a reader that went away while Loki was being
+// asked is not a Loki failure: nothing is logged and the store is not
+// asked in its place.
+func TestEngineReadsClientGone(t *testing.T) {
+	lokiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // answers only when the caller gives up
+	}))
+	defer lokiSrv.Close()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	lc, err := loki.NewClient(loki.ClientConfig{URL: lokiSrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r := &engineReader{Store: st, store: st, loki: lc, s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := r.Logs(ctx, store.LogFilter{RequestID: "req-1"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Logs: got %v, want the caller's deadline", err)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("log: got %q, want nothing (Loki did not fail)", logs.String())
+	}
 }
