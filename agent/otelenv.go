@@ -60,12 +60,7 @@ const maxExportTimeout = 10 * time.Minute
 // Both OTLP/HTTP encodings are accepted: the agent sends protobuf, which
 // every OTLP/HTTP receiver takes.
 func (c *config) checkOTLPProtocol() error {
-	name := EnvOTLPTracesProtocol
-	p := strings.TrimSpace(c.getenv(name))
-	if p == "" {
-		name = EnvOTLPProtocol
-		p = strings.TrimSpace(c.getenv(name))
-	}
+	name, p := c.firstSet(EnvOTLPTracesProtocol, EnvOTLPProtocol)
 	switch p {
 	case "", "http/protobuf", "http/json":
 		return nil
@@ -140,12 +135,7 @@ func (c *config) readOTelEnv() error {
 		c.resourceAttrs = append(c.resourceAttrs, attribute.String(kv.key, kv.value))
 	}
 
-	headersVar := EnvOTLPTracesHeaders
-	headers := c.getenv(headersVar)
-	if headers == "" {
-		headersVar = EnvOTLPHeaders
-		headers = c.getenv(headersVar)
-	}
+	headersVar, headers := c.firstSet(EnvOTLPTracesHeaders, EnvOTLPHeaders)
 	if c.traceHeaders, err = parseKeyValues(headersVar, headers); err != nil {
 		return err
 	}
@@ -176,18 +166,10 @@ func (c *config) readOTelEnv() error {
 	}
 
 	if c.httpClient == nil { // an option's client keeps its own timeout
-		name := EnvOTLPTracesTimeout
-		s := strings.TrimSpace(c.getenv(name))
-		if s == "" {
-			name = EnvOTLPTimeout
-			s = strings.TrimSpace(c.getenv(name))
-		}
-		if s != "" {
-			ms, err := strconv.Atoi(s)
-			if err != nil || ms < 1 || time.Duration(ms)*time.Millisecond > maxExportTimeout {
-				return fmt.Errorf("%w: %s=%q is not a number of milliseconds from 1 to %d", ErrInvalidConfig, name, s, maxExportTimeout.Milliseconds())
+		if name, s := c.firstSet(EnvOTLPTracesTimeout, EnvOTLPTimeout); s != "" {
+			if c.tracesTimeout, err = millis(name, s, maxExportTimeout); err != nil {
+				return err
 			}
-			c.tracesTimeout = time.Duration(ms) * time.Millisecond
 		}
 	}
 
@@ -216,13 +198,33 @@ func batchFromEnv(getenv func(string) string, sizeVar, delayVar string, queue in
 		b.size = n
 	}
 	if s := strings.TrimSpace(getenv(delayVar)); s != "" {
-		ms, err := strconv.Atoi(s)
-		if err != nil || ms < 1 || time.Duration(ms)*time.Millisecond > maxScheduleDelay {
-			return b, fmt.Errorf("%w: %s=%q is not a number of milliseconds from 1 to %d", ErrInvalidConfig, delayVar, s, maxScheduleDelay.Milliseconds())
+		d, err := millis(delayVar, s, maxScheduleDelay)
+		if err != nil {
+			return b, err
 		}
-		b.delay = time.Duration(ms) * time.Millisecond
+		b.delay = d
 	}
 	return b, nil
+}
+
+// firstSet returns the first of the specific and the general variable
+// that is set, with its name; the specific one wins (OTLP's per-signal
+// rule). The value is trimmed.
+func (c *config) firstSet(specific, general string) (name, value string) {
+	if v := strings.TrimSpace(c.getenv(specific)); v != "" {
+		return specific, v
+	}
+	return general, strings.TrimSpace(c.getenv(general))
+}
+
+// millis parses the value s of variable name as whole milliseconds from
+// 1 to max.
+func millis(name, s string, max time.Duration) (time.Duration, error) {
+	ms, err := strconv.Atoi(s)
+	if err != nil || ms < 1 || time.Duration(ms)*time.Millisecond > max {
+		return 0, fmt.Errorf("%w: %s=%q is not a number of milliseconds from 1 to %d", ErrInvalidConfig, name, s, max.Milliseconds())
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // queueSizeFromEnv reads a queue size; 0 when the variable is unset.
