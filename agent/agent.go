@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -41,7 +40,6 @@ type Agent struct {
 	// middleware's own server spans (serverspan.go).
 	resource *resource.Resource
 	sampler  sdktrace.Sampler
-	prop     propagation.TraceContext
 	spans    *spanQueue // nil when spans are not exported
 
 	sink   *logSink

@@ -12,8 +12,8 @@
 //
 // Handlers log through agent.Logger(c) so that every line carries service,
 // instance, request_id, trace_id and span_id, and call other services through
-// an http.Client whose Transport is ag.Transport(nil) so that traceparent and
-// X-Request-ID travel with the call.
+// an http.Client whose Transport is ag.Transport(nil) so that traceparent,
+// baggage and X-Request-ID travel with the call.
 //
 // Nothing is exported on the request path: spans and log records go through
 // bounded queues that drop (and count the drop) when full, and background
@@ -61,6 +61,7 @@
 //     _HEADERS and _TIMEOUT variables for span exports;
 //   - OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
 //     OTEL_BSP_SCHEDULE_DELAY and the same three OTEL_BLRP_ ones for logs;
+//   - OTEL_PROPAGATORS (tracecontext, baggage, both by default, or none);
 //   - OTEL_SDK_DISABLED (span and log export off).
 //
 // A value New cannot use is an ErrInvalidConfig naming the variable.

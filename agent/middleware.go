@@ -104,10 +104,7 @@ func (a *Agent) Middleware() gin.HandlerFunc {
 		if route == "" {
 			route = unmatchedRoute
 		}
-		ctx := req.Context()
-		if len(req.Header[traceparentKey]) > 0 {
-			ctx = a.prop.Extract(ctx, headerCarrier(req.Header))
-		}
+		ctx := a.cfg.propagators.extract(req.Context(), req.Header)
 		st := &requestState{}
 		span := &st.span
 		span.requestID, span.client = requestID, clientAddress(c)

@@ -52,6 +52,8 @@ type config struct {
 	spanBatch, logBatch exportBatch
 	// otelDisabled is OTEL_SDK_DISABLED=true: no span or log export.
 	otelDisabled bool
+	// propagators is OTEL_PROPAGATORS: the W3C context read and written.
+	propagators propagators
 	// tracesTimeout, from the OTLP timeout variables, bounds one span
 	// export request (0: the HTTP client's own timeout).
 	tracesTimeout   time.Duration

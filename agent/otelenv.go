@@ -180,7 +180,8 @@ func (c *config) readOTelEnv() error {
 	default:
 		return fmt.Errorf("%w: %s=%q is neither true nor false", ErrInvalidConfig, EnvSDKDisabled, v)
 	}
-	return nil
+	c.propagators, err = parsePropagators(c.getenv(EnvPropagators))
+	return err
 }
 
 // batchFromEnv reads a queue's batch size and schedule delay; queue is

@@ -73,6 +73,9 @@ func TestBadOTelEnvironmentIsRejected(t *testing.T) {
 		{name: "timeout word", env: map[string]string{EnvOTLPTimeout: "10s"}, wantErr: EnvOTLPTimeout + `="10s" is not a number of milliseconds`},
 		{name: "timeout zero", env: map[string]string{EnvOTLPTracesTimeout: "0"}, wantErr: EnvOTLPTracesTimeout},
 		{name: "disabled yes", env: map[string]string{EnvSDKDisabled: "yes"}, wantErr: EnvSDKDisabled + `="yes" is neither true nor false`},
+		{name: "b3 propagator", env: map[string]string{EnvPropagators: "tracecontext,b3"}, wantErr: EnvPropagators + `: "b3" is not supported by the agent (tracecontext, baggage or none)`},
+		{name: "empty propagator", env: map[string]string{EnvPropagators: "tracecontext,,baggage"}, wantErr: EnvPropagators + `="tracecontext,,baggage" has an empty entry`},
+		{name: "none with others", env: map[string]string{EnvPropagators: "none,baggage"}, wantErr: EnvPropagators + `="none,baggage" lists none with other propagators`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

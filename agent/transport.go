@@ -118,7 +118,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 
-	a.prop.Inject(ctx, headerCarrier(out.Header))
+	a.cfg.propagators.inject(ctx, out.Header)
 	if requestID != "" && out.Header.Get(wire.HeaderRequestID) == "" {
 		out.Header.Set(wire.HeaderRequestID, requestID)
 	}
