@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ type gotStream struct {
 }
 
 // receiver is a fake Loki push endpoint that decodes protobuf + snappy
-// independently of the encoder under test.
+// independently of the client under test.
 type receiver struct {
 	t      *testing.T
 	mu     sync.Mutex
@@ -79,6 +80,21 @@ func (rc *receiver) all() ([][]gotStream, []http.Header) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return append([][]gotStream(nil), rc.pushes...), append([]http.Header(nil), rc.header...)
+}
+
+// count reports how many pushes arrived.
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.pushes)
+}
+
+// sorted returns push's streams ordered by their labels: the client
+// writes them in map order.
+func sorted(push []gotStream) []gotStream {
+	out := append([]gotStream(nil), push...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Labels < out[j].Labels })
+	return out
 }
 
 // fields walks one protobuf message, calling fn for each field.
