@@ -160,6 +160,9 @@ func (a *Agent) newTraceExporter() (*spanExporter, error) {
 		token = a.cfg.token
 	}
 	client := a.cfg.httpClient
+	if a.cfg.tracesTLS != nil {
+		client = withTLS(client, a.cfg.tracesTLS)
+	}
 	if a.cfg.tracesTimeout > 0 {
 		c := *client
 		c.Timeout = a.cfg.tracesTimeout

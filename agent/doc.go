@@ -58,7 +58,8 @@
 //   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG;
 //   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_ENDPOINT,
 //     with the _PROTOCOL variables (which must not be grpc), and the
-//     _HEADERS and _TIMEOUT variables for span exports;
+//     _HEADERS, _TIMEOUT, _CERTIFICATE, _CLIENT_CERTIFICATE and
+//     _CLIENT_KEY variables for span exports;
 //   - OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
 //     OTEL_BSP_SCHEDULE_DELAY and the same three OTEL_BLRP_ ones for logs;
 //   - OTEL_PROPAGATORS (tracecontext, baggage, both by default, or none);

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -56,7 +57,10 @@ type config struct {
 	propagators propagators
 	// tracesTimeout, from the OTLP timeout variables, bounds one span
 	// export request (0: the HTTP client's own timeout).
-	tracesTimeout   time.Duration
+	tracesTimeout time.Duration
+	// tracesTLS, from the OTLP certificate variables, is the TLS setting
+	// of span exports; nil for the default.
+	tracesTLS       *tls.Config
 	localLog        io.Writer
 	localLogSet     bool
 	logLevel        slog.Level

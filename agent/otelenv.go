@@ -165,11 +165,14 @@ func (c *config) readOTelEnv() error {
 		return err
 	}
 
-	if c.httpClient == nil { // an option's client keeps its own timeout
+	if c.httpClient == nil { // an option's client keeps its own timeout and TLS
 		if name, s := c.firstSet(EnvOTLPTracesTimeout, EnvOTLPTimeout); s != "" {
 			if c.tracesTimeout, err = millis(name, s, maxExportTimeout); err != nil {
 				return err
 			}
+		}
+		if c.tracesTLS, err = c.tlsFromEnv(); err != nil {
+			return err
 		}
 	}
 

@@ -144,8 +144,16 @@ type collector struct {
 }
 
 func newCollector(t *testing.T) *collector {
+	c := newUnstartedCollector(t)
+	c.Start()
+	return c
+}
+
+// newUnstartedCollector returns a collector to start with Start or
+// StartTLS.
+func newUnstartedCollector(t *testing.T) *collector {
 	c := &collector{}
-	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var req coltrace.ExportTraceServiceRequest
 		if err := proto.Unmarshal(body, &req); err != nil {
