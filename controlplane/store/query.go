@@ -285,14 +285,23 @@ func (s *Store) Logs(ctx context.Context, f LogFilter) ([]LogRecord, error) {
 // still counts.
 const edgeSlack = 10 * time.Minute
 
+// childGrace is how long a client span may wait for its child server
+// span before Edges names the callee from the client span alone. Services
+// export in their own batches, so the callee's span of a call made a
+// moment ago is often not stored yet; without the wait every map would
+// show the last second's calls going to a host address.
+const childGrace = 15 * time.Second
+
 // Edges returns caller -> callee relations from client spans that started
 // in [since, until) (zero times do not bound). The callee is the service
 // of the client span's child server span; without one it is the span's
-// peer.service or server.address attribute. A call is an error when the
-// client span or the server span has error status, or the client saw an
-// HTTP status >= 500. Ordered by caller, then callee.
+// peer.service or server.address attribute, once the client span is
+// older than childGrace (a call to a service without an agent). A call is
+// an error when the client span or the server span has error status, or
+// the client saw an HTTP status >= 500. Ordered by caller, then callee.
 func (s *Store) Edges(ctx context.Context, since, until time.Time) ([]Edge, error) {
 	var c conds
+	c.add("(s.span_id IS NOT NULL OR c.start_ns < ?)", s.opts.Now().Add(-childGrace).UnixNano())
 	if !since.IsZero() {
 		c.add("t.start_ns >= ?", since.Add(-edgeSlack).UnixNano())
 		c.add("c.start_ns >= ?", since.UnixNano())
