@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pilothouse/pilothouse/controlplane/audit"
@@ -507,5 +508,41 @@ func TestAuditTrail(t *testing.T) {
 	page := e.do(t, call{method: "GET", path: "/audit?action=policy_update", bearer: e.tokens[auth.RoleViewer]}).Body.String()
 	if !strings.Contains(page, `data-testid="audit-diff"`) || strings.Count(page, `data-testid="audit-row"`) != 2 {
 		t.Errorf("audit page: want two policy_update rows with their diffs")
+	}
+}
+
+// TestEveryPageHasTheSameHeader: the access pages (audit, admin) show the
+// dashboard's header, so moving between them keeps the navigation, the
+// search box and the account links.
+func TestEveryPageHasTheSameHeader(t *testing.T) {
+	e := newEnv(t, "")
+	adm := e.cookie[auth.RoleAdmin]
+	header := func(path string) string {
+		t.Helper()
+		w := e.do(t, call{method: "GET", path: path, session: &adm})
+		if w.Code != 200 {
+			t.Fatalf("GET %s: got %d, want 200", path, w.Code)
+		}
+		doc, err := goquery.NewDocumentFromReader(w.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		doc.Find(`[data-testid="header"] [data-testid]`).Each(func(_ int, s *goquery.Selection) {
+			id, _ := s.Attr("data-testid")
+			ids = append(ids, id)
+		})
+		return strings.Join(ids, " ")
+	}
+	want := header("/")
+	for _, id := range []string{"nav-map", "nav-policies", "search-form", "nav-audit", "nav-admin", "logout-form"} {
+		if !strings.Contains(want, id) {
+			t.Fatalf("overview header %q: want %s in it", want, id)
+		}
+	}
+	for _, path := range []string{"/traces", "/audit", "/admin"} {
+		if got := header(path); got != want {
+			t.Errorf("header of %s:\ngot  %s\nwant %s (the overview's)", path, got, want)
+		}
 	}
 }

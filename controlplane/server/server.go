@@ -262,6 +262,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	console.New(console.Config{
 		Auth: users, Audit: auditLog, Metrics: authMetrics, Logger: cfg.Logger, Now: cfg.Now,
+		Policies: true, // mountDashboard serves the policy pages
 		AgentsOpen: func(ctx context.Context) bool {
 			open, err := g.agentsOpen(ctx, cfg.AgentToken)
 			return err == nil && open

@@ -35,6 +35,8 @@ type Shell struct {
 	CSRF string
 	// Nav is the active entry: "admin" or "audit".
 	Nav string
+	// Policies shows the dashboard's Policies entry in the header.
+	Policies bool
 }
 
 // IsAdmin reports whether the admin link should show.

@@ -27,7 +27,7 @@ func (c *Console) adminPage(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) renderAdmin(w http.ResponseWriter, r *http.Request, o outcome) {
 	ctx := r.Context()
-	p := authui.AdminProps{Shell: shell(r, "admin"), Secret: o.secret, Notice: o.notice, AgentsOpen: c.cfg.AgentsOpen(ctx)}
+	p := authui.AdminProps{Shell: c.shell(r, "admin"), Secret: o.secret, Notice: o.notice, AgentsOpen: c.cfg.AgentsOpen(ctx)}
 	for _, role := range auth.Roles {
 		p.Roles = append(p.Roles, string(role))
 	}

@@ -50,6 +50,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Now is the clock for rate limits; nil means time.Now.
 	Now func() time.Time
+	// Policies says the dashboard has policy pages, linked from the
+	// header the access pages share with it.
+	Policies bool
 }
 
 // Console serves the access pages. It is safe for concurrent use.
@@ -252,14 +255,14 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/login?signed_out=1", http.StatusSeeOther)
 }
 
-func shell(r *http.Request, nav string) authui.Shell {
+func (c *Console) shell(r *http.Request, nav string) authui.Shell {
 	id, _ := auth.UserFrom(r.Context())
-	return authui.Shell{User: id.Name, Role: string(id.Role), CSRF: auth.CSRFToken(r.Context()), Nav: nav}
+	return authui.Shell{User: id.Name, Role: string(id.Role), CSRF: auth.CSRFToken(r.Context()), Nav: nav, Policies: c.cfg.Policies}
 }
 
 func (c *Console) auditPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := authui.AuditProps{Shell: shell(r, "audit"), Actions: audit.Actions}
+	p := authui.AuditProps{Shell: c.shell(r, "audit"), Actions: audit.Actions}
 	f, err := audit.ParseFilter(q)
 	if err != nil {
 		p.Error = err.Error()
