@@ -546,3 +546,40 @@ func TestEveryPageHasTheSameHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokedTokensAreFoldedAway: the admin page lists active agent
+// tokens in the open and the revoked ones under a collapsed "N revoked
+// tokens".
+func TestRevokedTokensAreFoldedAway(t *testing.T) {
+	e := newEnv(t, "")
+	ctx := context.Background()
+	_, old, err := e.srv.Auth().CreateToken(ctx, auth.NewToken{Kind: auth.KindAgent, Name: "orders-old", Services: []string{"orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.Auth().RevokeToken(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.srv.Auth().CreateToken(ctx, auth.NewToken{Kind: auth.KindAgent, Name: "orders-new", Services: []string{"orders"}}); err != nil {
+		t.Fatal(err)
+	}
+	adm := e.cookie[auth.RoleAdmin]
+	w := e.do(t, call{method: "GET", path: "/admin", session: &adm})
+	doc, err := goquery.NewDocumentFromReader(w.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folded := doc.Find(`[data-testid="revoked-tokens"]`)
+	if got := strings.TrimSpace(folded.Find("summary").Text()); got != "1 revoked token" {
+		t.Errorf("summary: got %q, want 1 revoked token", got)
+	}
+	if _, open := folded.Attr("open"); open {
+		t.Error("the revoked tokens are unfolded, want them folded")
+	}
+	if folded.Find(`[data-token="orders-old"]`).Length() != 1 || folded.Find(`[data-token="orders-new"]`).Length() != 0 {
+		t.Error("folded away: want the revoked token only")
+	}
+	if doc.Find(`[data-token="orders-new"]`).Length() != 1 {
+		t.Error("the active token is not listed")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io/fs"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -82,6 +83,24 @@ type TokenRow struct {
 	Created   time.Time
 	LastUsed  time.Time
 	Revoked   time.Time
+}
+
+// tokensWhere returns, in order, the rows that are revoked or not.
+func tokensWhere(rows []TokenRow, revoked bool) []TokenRow {
+	var out []TokenRow
+	for _, t := range rows {
+		if !t.Revoked.IsZero() == revoked {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func revokedSummary(n int) string {
+	if n == 1 {
+		return "1 revoked token"
+	}
+	return strconv.Itoa(n) + " revoked tokens"
 }
 
 // NewSecret is a token or password shown once, right after it was made.
