@@ -79,6 +79,8 @@ type Store struct {
 	// dummyHash is compared against when a user does not exist, so a
 	// wrong name takes as long as a wrong password.
 	dummyHash []byte
+	// rep is set when the rows are shared with other replicas (Share).
+	rep *replication
 }
 
 // Open opens or creates dir/auth.db.
@@ -145,8 +147,13 @@ CREATE TABLE IF NOT EXISTS tokens (
 	return &Store{db: db, cfg: cfg, dummyHash: dummy}, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops sharing, if the store is shared, and closes the database.
+func (s *Store) Close() error {
+	if s.rep != nil {
+		s.rep.stop()
+	}
+	return s.db.Close()
+}
 
 // Config returns the store's configuration with defaults filled in.
 func (s *Store) Config() Config { return s.cfg }

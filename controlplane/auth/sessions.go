@@ -42,6 +42,13 @@ func digest(secret string) []byte {
 func (s *Store) CreateSession(ctx context.Context, u User) (Session, error) {
 	now := s.now().UTC()
 	sess := Session{ID: base64.RawURLEncoding.EncodeToString(randomBytes(32)), User: u, Created: now, Seen: now}
+	if s.rep != nil {
+		// The leader sweeps expired sessions (SweepSessions).
+		if err := s.sharedCreateSession(ctx, u, sess); err != nil {
+			return Session{}, err
+		}
+		return sess, nil
+	}
 	if _, err := s.exec(ctx, "sweep sessions", `DELETE FROM sessions WHERE seen_ns < ? OR created_ns < ?`,
 		now.Add(-s.cfg.IdleTimeout).UnixNano(), now.Add(-s.cfg.AbsoluteTimeout).UnixNano()); err != nil {
 		return Session{}, err
@@ -85,6 +92,12 @@ func (s *Store) Session(ctx context.Context, id string) (Session, error) {
 		return Session{}, ErrUnauthenticated
 	}
 	if now.Sub(sess.Seen) > s.cfg.IdleTimeout || now.Sub(sess.Created) > s.cfg.AbsoluteTimeout {
+		if s.rep != nil {
+			// Refused here at once; deleted everywhere once the shared
+			// store has it (unless another replica saw it meanwhile).
+			s.expireShared(sessionKey(sess.User.Name, key))
+			return Session{}, ErrExpired
+		}
 		if _, err := s.exec(ctx, "expire session", `DELETE FROM sessions WHERE id_hash = ?`, key); err != nil {
 			return Session{}, err
 		}
@@ -95,12 +108,16 @@ func (s *Store) Session(ctx context.Context, id string) (Session, error) {
 			return Session{}, err
 		}
 		sess.Seen = now
+		s.touchShared(sessionKey(sess.User.Name, key))
 	}
 	return sess, nil
 }
 
 // DeleteSession ends a session (logout). An unknown ID is not an error.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if s.rep != nil {
+		return s.sharedDeleteSession(ctx, id)
+	}
 	_, err := s.exec(ctx, "delete session", `DELETE FROM sessions WHERE id_hash = ?`, digest(id))
 	return err
 }

@@ -96,6 +96,12 @@ func (s *Store) CreateToken(ctx context.Context, nt NewToken) (secret string, t 
 		t.Services = nil
 	}
 	secret = nt.Kind.prefix() + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	if s.rep != nil {
+		if err := s.sharedCreateToken(ctx, &t, secret, func() string { return hex.EncodeToString(randomBytes(8)) }); err != nil {
+			return "", Token{}, err
+		}
+		return secret, t, nil
+	}
 	if _, err := s.exec(ctx, "create token",
 		`INSERT INTO tokens (id, kind, name, role, services, hash, created_by, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, string(t.Kind), t.Name, string(t.Role), strings.Join(t.Services, ","), digest(secret), t.CreatedBy, now.UnixNano()); err != nil {
@@ -159,6 +165,9 @@ func (s *Store) HasActiveTokens(ctx context.Context, kind TokenKind) (bool, erro
 // RevokeToken revokes a token by ID; it stays listed as revoked. Revoking
 // twice is not an error.
 func (s *Store) RevokeToken(ctx context.Context, id string) (Token, error) {
+	if s.rep != nil {
+		return s.sharedRevokeToken(ctx, id)
+	}
 	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
 	if err != nil {
 		return Token{}, err
@@ -197,6 +206,7 @@ func (s *Store) LookupToken(ctx context.Context, kind TokenKind, secret string) 
 			return Token{}, err
 		}
 		t.LastUsed = now
+		s.touchShared(tokenKey(t.ID))
 	}
 	return t, nil
 }

@@ -86,6 +86,9 @@ func (s *Store) CreateUser(ctx context.Context, name, password string, role Role
 	if err != nil {
 		return User{}, err
 	}
+	if s.rep != nil {
+		return s.sharedCreateUser(ctx, name, h, role)
+	}
 	now := s.now().UTC()
 	_, err = s.db.ExecContext(ctx, `INSERT INTO users (name, role, hash, created_ns, updated_ns) VALUES (?, ?, ?, ?, ?)`,
 		name, string(role), h, now.UnixNano(), now.UnixNano())
@@ -115,6 +118,10 @@ func (s *Store) EnsureAdmin(ctx context.Context, password string) (generated str
 		generated = password
 	}
 	if _, err := s.CreateUser(ctx, AdminName, password, RoleAdmin); err != nil {
+		if s.rep != nil && errors.Is(err, ErrExists) {
+			// Another replica created it a moment ago.
+			return "", nil
+		}
 		return "", err
 	}
 	return generated, nil
@@ -212,6 +219,9 @@ func (s *Store) UpdateUser(ctx context.Context, name string, c UserChange) (User
 	if c.Role != nil && !c.Role.Valid() {
 		return User{}, fmt.Errorf("%w: role %q", ErrInvalid, *c.Role)
 	}
+	if s.rep != nil {
+		return s.sharedUpdateUser(ctx, name, c, hash)
+	}
 	losesAdmin := u.Role == RoleAdmin && !u.Disabled &&
 		((c.Role != nil && *c.Role != RoleAdmin) || (c.Disabled != nil && *c.Disabled))
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -254,6 +264,9 @@ func (s *Store) UpdateUser(ctx context.Context, name string, c UserChange) (User
 
 // DeleteUser removes a user and their sessions.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	if s.rep != nil {
+		return s.sharedDeleteUser(ctx, name)
+	}
 	u, err := s.User(ctx, name)
 	if err != nil {
 		return err
