@@ -48,6 +48,11 @@ func TestImportRules(t *testing.T) {
 		},
 		{name: "wire is stdlib only", pkg: module + "/agent/wire", stdlib: true},
 		{name: "ui does not import the control plane", pkg: module + "/ui/...", forbidden: []string{module + "/controlplane"}},
+		{
+			// Sharing users through Consul is wired by the server (auth.Shared).
+			name: "auth stays consul-free", pkg: module + "/controlplane/auth",
+			forbidden: []string{"github.com/hashicorp/consul", module + "/controlplane/consul"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

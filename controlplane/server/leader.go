@@ -30,11 +30,11 @@ var _ historyCompactor = (*consul.PolicyStore)(nil)
 // (consul.RunAsLeader); without it, this process, which is then always
 // the leader.
 //
-// The shared state is the policy history in Consul KV: the leader keeps
-// the newest Config.PolicyHistory versions of every service. Everything
-// else is per replica and trimmed locally by every replica, leader or
-// not: the embedded store (spans, logs: store.Options retention), users,
-// sessions and the audit log in DataDir. Loki and the trace backend
+// The shared state is in Consul KV: the leader keeps the newest
+// Config.PolicyHistory versions of every service's policy, and deletes
+// expired sessions. Everything else is per replica and trimmed locally
+// by every replica, leader or not: the embedded store (spans, logs:
+// store.Options retention) and the audit log in DataDir. Loki and the trace backend
 // apply their own retention.
 type leadership struct {
 	leader  prometheus.Gauge
@@ -95,8 +95,10 @@ func (s *Server) Leader() bool {
 	return s.leading.Load()
 }
 
-// runLeaderJobs runs while this replica holds the lock: compaction at
-// once, then every Config.CompactEvery, until ctx ends.
+// runLeaderJobs runs while this replica holds the lock: compaction of the
+// policy history and the sweep of expired sessions from the shared
+// users, sessions and tokens, at once, then every Config.CompactEvery,
+// until ctx ends.
 func (s *Server) runLeaderJobs(ctx context.Context) {
 	s.leading.Store(true)
 	s.lead.leader.Set(1)
@@ -109,6 +111,7 @@ func (s *Server) runLeaderJobs(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		s.compactPolicies(ctx)
+		s.sweepSessions(ctx)
 		select {
 		case <-ctx.Done():
 			s.cfg.Logger.Info("server: this replica is no longer the leader")

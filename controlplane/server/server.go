@@ -180,6 +180,12 @@ func New(cfg Config) (*Server, error) {
 		pol.Close()
 		return nil, fmt.Errorf("server: open auth store: %w", err)
 	}
+	if err := shareAuth(users, cfg); err != nil {
+		st.Close()
+		pol.Close()
+		users.Close()
+		return nil, fmt.Errorf("server: share users, sessions and tokens through Consul: %w", err)
+	}
 	auditLog, err := audit.Open(cfg.DataDir, cfg.Now)
 	if err != nil {
 		st.Close()
