@@ -90,10 +90,35 @@ func degradeReports(service string, base int64, tag string) string {
 func TestAgentFailsOverToReplicaB(t *testing.T) {
 	c := consultest.Start(t)
 	a, b := startReplica(t, c.Addr), startReplica(t, c.Addr)
+	failOver(t, a, b, agentToken)
+}
 
+// TestAgentTokenFromAFailsOverToB: the agent's own token, limited to its
+// service, was created on A (no shared --agent-token); B accepts it after
+// A stops, because users and tokens are shared through Consul.
+func TestAgentTokenFromAFailsOverToB(t *testing.T) {
+	c := consultest.Start(t)
+	start := func() *replica {
+		url, srv := servertest.Start(t, server.Config{Consul: c.Addr})
+		return &replica{url: url, srv: srv, operator: servertest.Token(t, srv, auth.RoleOperator)}
+	}
+	a, b := start(), start()
+	secret, _, err := a.srv.Auth().CreateToken(context.Background(), auth.NewToken{
+		Kind: auth.KindAgent, Name: "orders-agent", Services: []string{"orders"}, CreatedBy: "test"})
+	if err != nil {
+		t.Fatalf("create agent token on A: %v", err)
+	}
+	failOver(t, a, b, secret)
+}
+
+// failOver runs an agent of orders with token against A then B: write
+// through A, apply; shut A down; the policy stays in force; write through
+// B, apply via B; spans and logs arrive at B.
+func failOver(t *testing.T, a, b *replica, token string) {
+	t.Helper()
 	ag, err := agent.New("orders",
 		agent.WithControlPlanes(a.url, b.url),
-		agent.WithToken(agentToken),
+		agent.WithToken(token),
 		agent.WithInstanceID("orders-failover-1"),
 		agent.WithLocalLog(io.Discard),
 		agent.WithHeartbeatInterval(200*time.Millisecond),
