@@ -69,8 +69,11 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, auth.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, auth.ErrExists), errors.Is(err, auth.ErrLastAdmin):
+	case errors.Is(err, auth.ErrExists), errors.Is(err, auth.ErrLastAdmin), errors.Is(err, auth.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, auth.ErrUnavailable):
+		// Shared through Consul, which is unreachable: nothing changed.
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
