@@ -14,6 +14,12 @@
 //
 // It can run while the control plane serves the same directory: the
 // stores are SQLite databases in WAL mode.
+//
+// Control planes started with --consul share users, sessions and tokens
+// through Consul: give the commands the same --consul address so the
+// change is made there, for every replica. Without it a change touches
+// only this replica's local copy, which the shared data overrides (the
+// replica ignores it, and drops it at its next start).
 package admincli
 
 import (
@@ -31,6 +37,7 @@ import (
 
 	"github.com/pilothouse/pilothouse/controlplane/audit"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/consul"
 )
 
 // DefaultDataDir is where the stores are unless --data says otherwise;
@@ -53,6 +60,8 @@ const usersUsage = `usage: controlplane users <subcommand> [flags]
 
 flags:
   --data DIR                    the control plane's data directory (default ./pilothouse-data)
+  --consul HOST:PORT            the control planes share users through this Consul: change them
+                                there (token from CONSUL_HTTP_TOKEN)
   --password-stdin              read the password from the first line of standard input
 `
 
@@ -69,6 +78,8 @@ The secret of a new token is printed once; only its digest is stored.
 
 flags:
   --data DIR                    the control plane's data directory (default ./pilothouse-data)
+  --consul HOST:PORT            the control planes share tokens through this Consul: change them
+                                there (token from CONSUL_HTTP_TOKEN)
 `
 
 // Config is what the commands need from their caller.
@@ -89,13 +100,19 @@ type stores struct {
 	actor string
 }
 
-func open(dir string, cfg Config) (*stores, error) {
+func open(dir, consulAddr string, cfg Config) (*stores, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("admincli: data directory %q: %w", dir, err)
 	}
 	users, err := auth.Open(dir, auth.Config{Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("admincli: open users: %w", err)
+	}
+	if consulAddr != "" {
+		if err := share(users, consulAddr); err != nil {
+			users.Close()
+			return nil, err
+		}
 	}
 	log, err := audit.Open(dir, cfg.Now)
 	if err != nil {
@@ -110,6 +127,24 @@ func open(dir string, cfg Config) (*stores, error) {
 		}
 	}
 	return &stores{auth: users, audit: log, actor: actor}, nil
+}
+
+// consulTimeout bounds the first read of the shared users.
+const consulTimeout = 10 * time.Second
+
+// share makes users a replica of the users, sessions and tokens the
+// control planes keep in Consul at addr.
+func share(users *auth.Store, addr string) error {
+	kv, err := consul.NewAuthKV(consul.AuthConfig{Address: addr})
+	if err != nil {
+		return fmt.Errorf("admincli: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), consulTimeout)
+	defer cancel()
+	if err := users.Share(ctx, kv, nil); err != nil {
+		return fmt.Errorf("admincli: users shared through Consul at %s: %w", addr, err)
+	}
+	return nil
 }
 
 func (s *stores) close() error { return errors.Join(s.auth.Close(), s.audit.Close()) }
@@ -127,6 +162,7 @@ func (s *stores) record(ctx context.Context, e audit.Event) error {
 type flags struct {
 	fs            *flag.FlagSet
 	data          *string
+	consul        *string
 	passwordStdin *bool
 	role          *string
 	kind          *string
@@ -142,6 +178,7 @@ func newFlags(name string, stderr io.Writer) *flags {
 	f := &flags{fs: flag.NewFlagSet(name, flag.ContinueOnError), services: &multi{}}
 	f.fs.SetOutput(stderr)
 	f.data = f.fs.String("data", DefaultDataDir, "the control plane's data directory")
+	f.consul = f.fs.String("consul", "", "Consul HTTP address (host:port) through which the control planes share users and tokens")
 	f.passwordStdin = f.fs.Bool("password-stdin", false, "read the password from standard input")
 	f.role = f.fs.String("role", "", "role: viewer, operator or admin")
 	f.kind = f.fs.String("kind", "", "token kind: api or agent")

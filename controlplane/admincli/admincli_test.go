@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pilothouse/pilothouse/controlplane/audit"
 	"github.com/pilothouse/pilothouse/controlplane/auth"
+	"github.com/pilothouse/pilothouse/controlplane/await"
+	"github.com/pilothouse/pilothouse/controlplane/consul"
+	"github.com/pilothouse/pilothouse/controlplane/consul/consultest"
 )
 
 // cli runs one command line against dir and returns its output.
@@ -166,4 +171,45 @@ func TestBadInvocations(t *testing.T) {
 	if _, err := cli(t, dir+"/missing", "", "users", "list"); err == nil {
 		t.Errorf("missing data directory: got nil, want an error")
 	}
+}
+
+// TestConsulFlag: with --consul the commands change the users and tokens
+// every replica shares, not only the local copy.
+func TestConsulFlag(t *testing.T) {
+	ctx := context.Background()
+	c := consultest.Start(t)
+	replica, err := auth.Open(t.TempDir(), auth.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	kv, err := consul.NewAuthKV(consul.AuthConfig{Address: c.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Share(ctx, kv, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	out := mustCLI(t, dir, "", "users", "add", "alice", "--role", "operator", "--consul", c.Addr)
+	pw := regexp.MustCompile(`password: (\S+)`).FindStringSubmatch(out)
+	if pw == nil {
+		t.Fatalf("add output: got %q, want a generated password", out)
+	}
+	await.Until(t, 20*time.Second, "alice, added by the CLI, signs in on the replica", func() (bool, string) {
+		_, err := replica.Authenticate(ctx, "alice", pw[1])
+		return err == nil, fmt.Sprintf("Authenticate: %v", err)
+	})
+	out = mustCLI(t, dir, "", "tokens", "create", "shop", "--kind", "agent", "--service", "orders", "--consul", c.Addr)
+	secret := regexp.MustCompile(`phg_\S+`).FindString(out)
+	id := regexp.MustCompile(`\(([0-9a-f]{16})\)`).FindStringSubmatch(out)
+	if secret == "" || id == nil {
+		t.Fatalf("create output: got %q, want a secret and an ID", out)
+	}
+	mustCLI(t, dir, "", "tokens", "revoke", id[1], "--consul", c.Addr)
+	await.Until(t, 20*time.Second, "the token revoked by the CLI is refused by the replica", func() (bool, string) {
+		_, err := replica.LookupToken(ctx, auth.KindAgent, secret)
+		return errors.Is(err, auth.ErrRevoked), fmt.Sprintf("LookupToken: %v", err)
+	})
 }

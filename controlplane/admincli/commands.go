@@ -49,7 +49,7 @@ func dispatch(ctx context.Context, command, usage string, subs map[string]subcom
 	if err != nil {
 		return err
 	}
-	s, err := open(*f.data, cfg)
+	s, err := open(*f.data, *f.consul, cfg)
 	if err != nil {
 		return err
 	}
