@@ -129,7 +129,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var c commonFlags
 	c.register(fs)
-	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies in Consul KV, shared by replicas, list Consul's catalog with the heartbeat instances, and run the leader-only jobs on one replica (token from CONSUL_HTTP_TOKEN)")
+	consulAddr := fs.String("consul", "", "Consul HTTP address (host:port): keep policies, users, sessions and tokens in Consul KV, shared by replicas, list Consul's catalog with the heartbeat instances, and run the leader-only jobs on one replica (token from CONSUL_HTTP_TOKEN)")
 	policyHistory := fs.Int("policy-history", server.DefaultPolicyHistory, "with --consul: policy versions kept per service in Consul KV (the leader deletes older ones; the current one is always kept)")
 	metricsToken := fs.String("metrics-token", os.Getenv(EnvMetricsToken), "bearer token that opens GET /metrics and nothing else, for Prometheus (env "+EnvMetricsToken+"); viewers may read /metrics too")
 	lokiURL := fs.String("loki-url", "", "Loki base URL (http://loki:3100): forward received logs there too")
@@ -168,6 +168,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *consulAddr != "" {
 		fmt.Fprintf(stdout, "  policies:   Consul KV at %s (newest %d versions per service)\n", *consulAddr, *policyHistory)
+		fmt.Fprintf(stdout, "  users:      users, sessions and tokens shared in Consul KV (manage them with --consul %s)\n", *consulAddr)
 		fmt.Fprintf(stdout, "  instances:  heartbeats and Consul's catalog; leader-only jobs by Consul lock\n")
 	}
 	if pw := srv.InitialAdminPassword(); pw != "" {

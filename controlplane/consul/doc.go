@@ -22,6 +22,12 @@
 // the instance list; MergeInstances folds it into the heartbeat registry's
 // and InstanceView serves the merged services to the API and dashboard.
 //
+// AuthKV keeps users, sessions and API/agent tokens under
+// DefaultAuthPrefix for auth.Store.Share, one key per row (digests and
+// bcrypt hashes, never a secret): every change is one transaction with
+// check-and-set, and each replica's store applies the others' changes
+// through one blocking query on the prefix.
+//
 // RunAsLeader runs leader-only jobs on one replica at a time, holding a
 // lock on a KV key through a Consul session; the control plane's leader
 // runs PolicyStore.Compact, which trims the shared version history.

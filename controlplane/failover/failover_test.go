@@ -36,7 +36,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 type replica struct {
 	url      string
 	srv      *server.Server
-	operator string // an operator API token (tokens live in each replica's own store)
+	operator string // an operator API token
 }
 
 // stop shuts the replica down: its listener closes and its long-polls end.

@@ -78,7 +78,9 @@ type Config struct {
 	Now func() time.Time
 	// Consul, when set, is a Consul agent's HTTP address (host:port):
 	// policies and their audit records then live in Consul KV, shared by
-	// every control plane replica pointed at it, instead of DataDir.
+	// every control plane replica pointed at it, instead of DataDir; so
+	// do users, sessions and API/agent tokens, with auth.db in DataDir as
+	// this replica's copy (see auth.Store.Share).
 	Consul string
 	// ConsulToken is the Consul ACL token; empty uses CONSUL_HTTP_TOKEN.
 	ConsulToken string
