@@ -163,6 +163,9 @@ type replication struct {
 	known map[string]uint64
 	// applied is the index of the last snapshot applied.
 	applied uint64
+	// seeded is the ModifyIndex of the seed marker: every change checks
+	// it, so none lands in a shared store that lost its rows.
+	seeded uint64
 
 	touches chan touchJob
 	cancel  context.CancelFunc
@@ -232,13 +235,15 @@ func (r *replication) stop() {
 	r.wg.Wait()
 }
 
-func seeded(snap Snapshot) bool {
+func seeded(snap Snapshot) bool { return seedIndex(snap) != 0 }
+
+func seedIndex(snap Snapshot) uint64 {
 	for _, e := range snap.Entries {
 		if e.Key == keySeeded {
-			return true
+			return e.Index
 		}
 	}
-	return false
+	return 0
 }
 
 // seed pushes local rows to an unseeded shared store: the marker and the
@@ -474,7 +479,7 @@ func (s *Store) apply(ctx context.Context, snap Snapshot, force bool) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("auth: apply: %w", err)
 	}
-	r.known, r.applied = known, snap.Index
+	r.known, r.applied, r.seeded = known, snap.Index, seedIndex(snap)
 	return nil
 }
 
@@ -581,6 +586,9 @@ func (s *Store) mutate(ctx context.Context, what string, build func() ([]Op, err
 		if err != nil || ops == nil {
 			return err
 		}
+		s.rep.mu.Lock()
+		ops = append(ops, Op{Verb: OpCheckIndex, Key: keySeeded, Index: s.rep.seeded})
+		s.rep.mu.Unlock()
 		err = s.rep.shared.Commit(ctx, ops)
 		if err == nil {
 			return s.refresh(ctx)

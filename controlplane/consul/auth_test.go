@@ -449,3 +449,34 @@ func TestAuthSharedSweepSessions(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthSharedPrefixEmptied(t *testing.T) {
+	ctx := context.Background()
+	a, b, srv, _ := twoReplicas(t)
+	if _, err := a.CreateUser(ctx, "heidi", "heidi-password", auth.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	await.Until(t, within, "heidi reaches B", func() (bool, string) {
+		_, err := b.User(ctx, "heidi")
+		return err == nil, fmt.Sprintf("User: %v", err)
+	})
+	kv := srv.Client(t).KV()
+	if _, err := kv.DeleteTree(DefaultAuthPrefix, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The replicas keep their copies and refuse changes, which would
+	// land in a shared store that lost its rows.
+	_, err := b.CreateUser(ctx, "ivan", "ivan-password", auth.RoleViewer)
+	if !errors.Is(err, auth.ErrUnavailable) {
+		t.Fatalf("create user after the prefix was emptied: got %v, want ErrUnavailable", err)
+	}
+	keys, _, err := kv.Keys(DefaultAuthPrefix, "", nil)
+	if err != nil || len(keys) != 0 {
+		t.Errorf("keys after a refused change: got %v, %v; want none", keys, err)
+	}
+	for _, s := range []*auth.Store{a, b} {
+		if _, err := s.Authenticate(ctx, "heidi", "heidi-password"); err != nil {
+			t.Errorf("heidi after the prefix was emptied: %v", err)
+		}
+	}
+}
