@@ -5,6 +5,11 @@
 // (session IDs, tokens) are stored only as SHA-256 digests and passwords
 // only as bcrypt hashes, so a copy of auth.db lets no one in.
 //
+// Several control-plane replicas share their users, sessions and tokens
+// through a Shared store (Consul KV, wired by the server): Store.Share
+// makes auth.db this replica's copy, read on every request, while every
+// change goes to the shared store first.
+//
 // The package also carries the request-side mechanism: Identify finds the
 // session or bearer token of a request, CheckCSRF guards state-changing
 // requests made with a session cookie, and UserFrom/CSRFToken give pages

@@ -227,9 +227,6 @@ func (s *Store) Share(ctx context.Context, sh Shared, log *slog.Logger) error {
 	return nil
 }
 
-// Shared reports whether the store is a replica of a shared store.
-func (s *Store) Shared() bool { return s.rep != nil }
-
 func (r *replication) stop() {
 	r.cancel()
 	r.wg.Wait()
@@ -382,7 +379,6 @@ func (s *Store) watch(ctx context.Context, index uint64) {
 			retry = min(2*retry, retryMax)
 			continue
 		}
-		retry = retryFirst
 		// An index going backwards means the shared store was rebuilt:
 		// apply what it holds now rather than skip it as old.
 		err = s.apply(ctx, snap, snap.Index < index)
@@ -395,7 +391,7 @@ func (s *Store) watch(ctx context.Context, index uint64) {
 			retry = min(2*retry, retryMax)
 			continue
 		}
-		index = snap.Index
+		retry, index = retryFirst, snap.Index
 	}
 }
 
@@ -416,7 +412,7 @@ var errNotSeeded = fmt.Errorf("%w: it lost its users, sessions and tokens (no se
 func (s *Store) refresh(ctx context.Context) error {
 	snap, err := s.rep.shared.List(ctx, 0)
 	if err != nil {
-		return fmt.Errorf("auth: the change was made but is not yet applied here: %w", err)
+		return err
 	}
 	return s.apply(ctx, snap, false)
 }
@@ -591,7 +587,10 @@ func (s *Store) mutate(ctx context.Context, what string, build func() ([]Op, err
 		s.rep.mu.Unlock()
 		err = s.rep.shared.Commit(ctx, ops)
 		if err == nil {
-			return s.refresh(ctx)
+			if err := s.refresh(ctx); err != nil {
+				return fmt.Errorf("auth: %s: made, but not yet applied on this replica: %w", what, err)
+			}
+			return nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			return fmt.Errorf("auth: %s: %w", what, err)
