@@ -38,7 +38,9 @@ func digest(secret string) []byte {
 }
 
 // CreateSession starts a session for u and returns it with its secret ID.
-// Expired sessions of every user are swept at the same time.
+// Expired sessions of every user are swept at the same time. When the
+// store is shared, u must be as last read (User, Authenticate): a user
+// changed since then, here or on another replica, gets ErrUnauthenticated.
 func (s *Store) CreateSession(ctx context.Context, u User) (Session, error) {
 	now := s.now().UTC()
 	sess := Session{ID: base64.RawURLEncoding.EncodeToString(randomBytes(32)), User: u, Created: now, Seen: now}

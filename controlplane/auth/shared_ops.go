@@ -145,7 +145,10 @@ func (s *Store) sharedDeleteUser(ctx context.Context, name string) error {
 func (s *Store) sharedCreateSession(ctx context.Context, u User, sess Session) error {
 	return s.mutate(ctx, "create session", func() ([]Op, error) {
 		cur, err := s.User(ctx, u.Name)
-		if err != nil || cur.Disabled {
+		// A user changed since the caller read it (a new password, say,
+		// on another replica after this sign-in checked the old one) gets
+		// no session.
+		if err != nil || cur.Disabled || !cur.Updated.Equal(u.Updated) {
 			return nil, ErrUnauthenticated
 		}
 		rec := sessionRecord{CreatedNS: sess.Created.UnixNano(), SeenNS: sess.Seen.UnixNano()}

@@ -480,3 +480,71 @@ func TestAuthSharedPrefixEmptied(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthSharedRaces: changes that race across replicas never leave a
+// session alive that one of them ended.
+func TestAuthSharedRaces(t *testing.T) {
+	ctx := context.Background()
+	a, b, _, clock := twoReplicas(t)
+	if _, err := a.CreateUser(ctx, "judy", "judy-password", auth.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	var judy auth.User
+	await.Until(t, within, "judy reaches B", func() (bool, string) {
+		var err error
+		judy, err = b.User(ctx, "judy")
+		return err == nil, fmt.Sprintf("User: %v", err)
+	})
+
+	t.Run("logout on B right after sign-in on A", func(t *testing.T) {
+		for range 5 {
+			sess, err := a.CreateSession(ctx, judy)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// B may not have seen the session yet: it looks it up.
+			if err := b.DeleteSession(ctx, sess.ID); err != nil {
+				t.Fatal(err)
+			}
+			refused(t, a, sess.ID, "A refuses the session logged out on B")
+			refused(t, b, sess.ID, "B refuses the session it logged out")
+		}
+	})
+
+	t.Run("password change on B while A signs in", func(t *testing.T) {
+		for round := range 5 {
+			// Both replicas know judy as she is now.
+			await.Until(t, within, "A and B agree on judy", func() (bool, string) {
+				ua, erra := a.User(ctx, "judy")
+				ub, errb := b.User(ctx, "judy")
+				judy = ua
+				return erra == nil && errb == nil && ua.Updated.Equal(ub.Updated), fmt.Sprintf("A %+v %v, B %+v %v", ua, erra, ub, errb)
+			})
+			// Time moves, as it does between a sign-in and a change.
+			clock.add(time.Second)
+			pw := fmt.Sprintf("judy-password-%d", round)
+			var (
+				wg   sync.WaitGroup
+				sess auth.Session
+				serr error
+			)
+			wg.Go(func() { sess, serr = a.CreateSession(ctx, judy) })
+			wg.Go(func() {
+				if _, err := b.UpdateUser(ctx, "judy", auth.UserChange{Password: &pw}); err != nil {
+					t.Errorf("password change: %v", err)
+				}
+			})
+			wg.Wait()
+			if serr != nil {
+				if !errors.Is(serr, auth.ErrUnauthenticated) {
+					t.Fatalf("sign-in racing a password change: got %v, want nil or ErrUnauthenticated", serr)
+				}
+				continue
+			}
+			// Signed in with the password as it was: the change ends the
+			// session wherever it committed first.
+			refused(t, a, sess.ID, "A: the session does not outlive the password change")
+			refused(t, b, sess.ID, "B: the session does not outlive the password change")
+		}
+	})
+}
