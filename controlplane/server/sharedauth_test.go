@@ -149,3 +149,34 @@ func TestReplicasShareUsersAndSessions(t *testing.T) {
 		return code == http.StatusUnauthorized, fmt.Sprintf("GET /api/v1/services on B: %d", code)
 	})
 }
+
+// TestLeaderSweepsExpiredSessions: expired sessions do not pile up in
+// Consul KV; the leader deletes them.
+func TestLeaderSweepsExpiredSessions(t *testing.T) {
+	c := consultest.Start(t)
+	clock := &testClock{t: time.Now().UTC()}
+	_, srv := startReplicaWith(t, Config{Consul: c.Addr, Now: clock.now, CompactEvery: 200 * time.Millisecond})
+	ctx := context.Background()
+	admin, err := srv.Auth().User(ctx, auth.AdminName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Auth().CreateSession(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	sessions := func() []string {
+		keys, _, err := c.Client(t).KV().Keys("pilothouse/auth/sessions/", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
+	if got := sessions(); len(got) != 1 {
+		t.Fatalf("session keys: got %v, want one", got)
+	}
+	clock.add(auth.DefaultIdleTimeout + time.Minute)
+	await.Until(t, shareWithin, "the leader sweeps the expired session", func() (bool, string) {
+		got := sessions()
+		return len(got) == 0, fmt.Sprintf("session keys %v", got)
+	})
+}
