@@ -77,11 +77,17 @@ func (s *Store) Session(ctx context.Context, id string) (Session, error) {
 		sess          = Session{ID: id}
 		created, seen int64
 	)
-	row := s.db.QueryRowContext(ctx, `SELECT s.created_ns, s.seen_ns, u.name, u.role, u.disabled, u.created_ns, u.updated_ns
-		FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ?`, key)
 	var ucreated, uupdated int64
 	var role string
-	err := row.Scan(&created, &seen, &sess.User.Name, &role, &sess.User.Disabled, &ucreated, &uupdated)
+	lookup := func() error {
+		row := s.db.QueryRowContext(ctx, `SELECT s.created_ns, s.seen_ns, u.name, u.role, u.disabled, u.created_ns, u.updated_ns
+			FROM sessions s JOIN users u ON u.name = s.user WHERE s.id_hash = ?`, key)
+		return row.Scan(&created, &seen, &sess.User.Name, &role, &sess.User.Disabled, &ucreated, &uupdated)
+	}
+	err := lookup()
+	if errors.Is(err, sql.ErrNoRows) && s.refreshOnMiss(ctx) {
+		err = lookup() // signed in on another replica a moment ago?
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, ErrUnauthenticated
 	}

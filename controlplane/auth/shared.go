@@ -150,6 +150,12 @@ const (
 	// maxOps is how many operations one Commit may hold (Consul's
 	// transaction limit).
 	maxOps = 64
+	// missRefreshBurst and missRefreshEvery bound how often lookups that
+	// find nothing read the shared store (refreshOnMiss): a burst of 10,
+	// then one every 100 ms, per replica, whatever unknown cookies or
+	// tokens are sent.
+	missRefreshBurst = 10
+	missRefreshEvery = 100 * time.Millisecond
 )
 
 // replication is the Store's state when it is shared.
@@ -168,8 +174,11 @@ type replication struct {
 	seeded uint64
 
 	touches chan touchJob
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// misses bounds the reads of the shared store that lookups finding
+	// nothing cause (refreshOnMiss).
+	misses *Limiter
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // touchJob shares a last-used/last-seen time (or an expiry) of one key.
@@ -194,7 +203,8 @@ func (s *Store) Share(ctx context.Context, sh Shared, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &replication{shared: sh, log: log, known: map[string]uint64{}, touches: make(chan touchJob, touchQueue)}
+	r := &replication{shared: sh, log: log, known: map[string]uint64{}, touches: make(chan touchJob, touchQueue),
+		misses: NewLimiter(missRefreshEvery, missRefreshBurst, 1)}
 	local, err := s.localRecords(ctx)
 	if err != nil {
 		return err
@@ -406,6 +416,26 @@ func pause(ctx context.Context, d time.Duration) {
 
 // errNotSeeded refuses a snapshot without the seed marker.
 var errNotSeeded = fmt.Errorf("%w: it lost its users, sessions and tokens (no seed marker): keeping the local copy; restart a replica to seed it again", ErrUnavailable)
+
+// refreshOnMiss reads the shared store once more for a session or token
+// this replica does not know, and reports whether it did: one made on
+// another replica a moment ago may not be applied here yet (the watcher
+// is some milliseconds behind), and a browser sent back from a sign-in on
+// replica A may ask replica B at once. The reads are rate limited, so
+// made-up cookies or tokens cannot turn into load on the shared store.
+func (s *Store) refreshOnMiss(ctx context.Context) bool {
+	if s.rep == nil {
+		return false
+	}
+	if ok, _ := s.rep.misses.Allow("", time.Now()); !ok {
+		return false
+	}
+	if err := s.refresh(ctx); err != nil {
+		s.rep.log.Warn("auth: read the shared store for an unknown session or token", "err", err)
+		return false
+	}
+	return true
+}
 
 // refresh reads the shared store now and applies it: after a change, so
 // the caller reads its own write, and after a conflict.

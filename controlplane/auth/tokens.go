@@ -191,7 +191,13 @@ func (s *Store) LookupToken(ctx context.Context, kind TokenKind, secret string) 
 	if !strings.HasPrefix(secret, kind.prefix()) {
 		return Token{}, ErrUnauthenticated
 	}
-	t, err := scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ? AND kind = ?`, digest(secret), string(kind)))
+	lookup := func() (Token, error) {
+		return scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ? AND kind = ?`, digest(secret), string(kind)))
+	}
+	t, err := lookup()
+	if errors.Is(err, ErrNotFound) && s.refreshOnMiss(ctx) {
+		t, err = lookup() // made on another replica a moment ago?
+	}
 	if errors.Is(err, ErrNotFound) {
 		return Token{}, ErrUnauthenticated
 	}

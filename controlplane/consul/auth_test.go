@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,13 @@ func newClock() *testClock { return &testClock{t: time.Date(2026, 11, 24, 12, 0,
 // at addr.
 func openAuth(t *testing.T, addr string, clock *testClock, prepare func(*auth.Store)) *auth.Store {
 	t.Helper()
+	return openAuthThrough(t, addr, clock, prepare, nil)
+}
+
+// openAuthThrough is openAuth with the store's view of Consul passed
+// through wrap (nil: none).
+func openAuthThrough(t *testing.T, addr string, clock *testClock, prepare func(*auth.Store), wrap func(auth.Shared) auth.Shared) *auth.Store {
+	t.Helper()
 	s, err := auth.Open(t.TempDir(), auth.Config{BcryptCost: bcrypt.MinCost, Now: clock.now})
 	if err != nil {
 		t.Fatalf("auth.Open: %v", err)
@@ -49,7 +57,11 @@ func openAuth(t *testing.T, addr string, clock *testClock, prepare func(*auth.St
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	if err := s.Share(ctx, kv, nil); err != nil {
+	var sh auth.Shared = kv
+	if wrap != nil {
+		sh = wrap(kv)
+	}
+	if err := s.Share(ctx, sh, nil); err != nil {
 		t.Fatalf("Share: %v", err)
 	}
 	return s
@@ -547,4 +559,68 @@ func TestAuthSharedRaces(t *testing.T) {
 			refused(t, b, sess.ID, "B: the session does not outlive the password change")
 		}
 	})
+}
+
+// stalledWatch is Consul as seen by a replica whose watcher has fallen
+// behind: its blocking queries never answer (until the test ends), while
+// reads at once and commits go through.
+type stalledWatch struct {
+	auth.Shared
+	reads *atomic.Int64 // reads at once
+}
+
+func (w stalledWatch) List(ctx context.Context, waitIndex uint64) (auth.Snapshot, error) {
+	if waitIndex != 0 {
+		<-ctx.Done()
+		return auth.Snapshot{}, ctx.Err()
+	}
+	w.reads.Add(1)
+	return w.Shared.List(ctx, waitIndex)
+}
+
+// TestAuthSharedLookupCatchesUp: a browser sent back from a sign-in on A
+// may ask B before B's watcher has applied the new session, and a token
+// made on A may be used on B at once. B looks for what it does not know
+// in Consul before refusing it.
+func TestAuthSharedLookupCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	srv := consultest.Start(t)
+	clock := newClock()
+	a := openAuth(t, srv.Addr, clock, nil)
+	if _, err := a.EnsureAdmin(ctx, "admin-password"); err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	b := openAuthThrough(t, srv.Addr, clock, nil, func(sh auth.Shared) auth.Shared { return stalledWatch{sh, &reads} })
+
+	admin, err := a.Authenticate(ctx, auth.AdminName, "admin-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := a.CreateSession(ctx, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Session(ctx, sess.ID); err != nil {
+		t.Errorf("B, right after the sign-in on A: got %v, want the session", err)
+	}
+	secret, _, err := a.CreateToken(ctx, auth.NewToken{Kind: auth.KindAPI, Name: "ci", Role: auth.RoleViewer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.LookupToken(ctx, auth.KindAPI, secret); err != nil {
+		t.Errorf("B, right after the token was made on A: got %v, want the token", err)
+	}
+	// Unknown cookies read Consul a bounded number of times (a burst of
+	// 10, then one per 100 ms), then are refused from the local copy.
+	before, start := reads.Load(), time.Now()
+	for i := range 200 {
+		if _, err := b.Session(ctx, fmt.Sprintf("made-up-%d", i)); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("made-up session: got %v, want ErrUnauthenticated", err)
+		}
+	}
+	limit := 10 + int64(time.Since(start)/(100*time.Millisecond)) + 1
+	if n := reads.Load() - before; n > limit {
+		t.Errorf("200 made-up sessions read Consul %d times, want at most %d", n, limit)
+	}
 }
