@@ -313,20 +313,10 @@ func (s *Store) localRecords(ctx context.Context) ([]Entry, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("auth: read users: %w", err)
 	}
-	rows, err = s.db.QueryContext(ctx, `SELECT id FROM tokens ORDER BY created_ns`)
+	ids, err := s.queryStrings(ctx, "read tokens", `SELECT id FROM tokens ORDER BY created_ns`)
 	if err != nil {
-		return nil, fmt.Errorf("auth: read tokens: %w", err)
+		return nil, err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("auth: read tokens: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	for _, id := range ids {
 		v, err := s.tokenValue(ctx, id)
 		if err != nil {
@@ -351,6 +341,29 @@ func (s *Store) localRecords(ctx context.Context) ([]Entry, error) {
 		out = append(out, Entry{Key: sessionKey(user, d), Value: mustJSON(rec)})
 	}
 	return out, rows.Err()
+}
+
+// queryStrings runs a query of one text column and returns its values,
+// with its rows closed (the database's one connection is then free
+// again).
+func (s *Store) queryStrings(ctx context.Context, what, q string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("auth: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("auth: %s: %w", what, err)
+	}
+	return out, nil
 }
 
 func (s *Store) tokenValue(ctx context.Context, id string) ([]byte, error) {

@@ -36,24 +36,11 @@ func (s *Store) sharedCreateUser(ctx context.Context, name string, hash []byte, 
 // with ErrLastAdmin when no other enabled admin exists here, else returns
 // ops checking that the others are unchanged when the change commits.
 func (s *Store) adminChecks(ctx context.Context, except string) ([]Op, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM users WHERE role = 'admin' AND disabled = 0 AND name != ?`, except)
+	// Read and closed before s.index: apply holds the index lock while it
+	// waits for the database's one connection.
+	names, err := s.queryStrings(ctx, "count admins", `SELECT name FROM users WHERE role = 'admin' AND disabled = 0 AND name != ?`, except)
 	if err != nil {
-		return nil, fmt.Errorf("auth: count admins: %w", err)
-	}
-	var names []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("auth: count admins: %w", err)
-		}
-		names = append(names, name)
-	}
-	// Closed before s.index: apply holds the index lock while it waits
-	// for the database's one connection.
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("auth: count admins: %w", err)
+		return nil, err
 	}
 	if len(names) == 0 {
 		return nil, ErrLastAdmin

@@ -49,16 +49,9 @@ func NewAuthKV(cfg AuthConfig) (*AuthKV, error) {
 	if cfg.WaitTime <= 0 {
 		cfg.WaitTime = DefaultWaitTime
 	}
-	ccfg := api.DefaultConfig()
-	if cfg.Address != "" {
-		ccfg.Address = cfg.Address
-	}
-	if cfg.Token != "" {
-		ccfg.Token = cfg.Token
-	}
-	client, err := api.NewClient(ccfg)
+	client, err := newClient(cfg.Address, cfg.Token)
 	if err != nil {
-		return nil, fmt.Errorf("consul: client: %w", err)
+		return nil, err
 	}
 	return &AuthKV{cfg: cfg, client: client}, nil
 }

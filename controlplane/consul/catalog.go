@@ -80,16 +80,9 @@ func WatchCatalog(cfg CatalogConfig) (*Catalog, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ccfg := api.DefaultConfig()
-	if cfg.Address != "" {
-		ccfg.Address = cfg.Address
-	}
-	if cfg.Token != "" {
-		ccfg.Token = cfg.Token
-	}
-	client, err := api.NewClient(ccfg)
+	client, err := newClient(cfg.Address, cfg.Token)
 	if err != nil {
-		return nil, fmt.Errorf("consul: client: %w", err)
+		return nil, err
 	}
 	c := &Catalog{
 		cfg: cfg, client: client,

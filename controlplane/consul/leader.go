@@ -52,16 +52,9 @@ func RunAsLeader(ctx context.Context, cfg LeaderConfig, work func(ctx context.Co
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ccfg := api.DefaultConfig()
-	if cfg.Address != "" {
-		ccfg.Address = cfg.Address
-	}
-	if cfg.Token != "" {
-		ccfg.Token = cfg.Token
-	}
-	client, err := api.NewClient(ccfg)
+	client, err := newClient(cfg.Address, cfg.Token)
 	if err != nil {
-		return fmt.Errorf("consul: client: %w", err)
+		return err
 	}
 	for ctx.Err() == nil {
 		if err := campaign(ctx, client, cfg, work); err != nil && ctx.Err() == nil {

@@ -100,21 +100,14 @@ func Open(ctx context.Context, cfg Config) (*PolicyStore, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	ccfg := api.DefaultConfig()
-	if cfg.Address != "" {
-		ccfg.Address = cfg.Address
-	}
-	if cfg.Token != "" {
-		ccfg.Token = cfg.Token
-	}
-	client, err := api.NewClient(ccfg)
+	client, err := newClient(cfg.Address, cfg.Token)
 	if err != nil {
-		return nil, fmt.Errorf("consul: client: %w", err)
+		return nil, err
 	}
 	s := &PolicyStore{cfg: cfg, client: client, current: map[string]wire.Policy{}, waiters: map[string]chan struct{}{}}
 	index, err := s.readHeads(ctx, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w (at %s)", err, ccfg.Address)
+		return nil, fmt.Errorf("%w (at %s)", err, addressOf(cfg.Address))
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
