@@ -44,6 +44,22 @@ func newDownstream(t *testing.T, status int) *downstream {
 	return d
 }
 
+// callDownstream is a handler that calls url with client in the
+// request's context and answers 200, or 502 when the call fails.
+func callDownstream(client *http.Client, url string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, url, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			c.String(http.StatusBadGateway, err.Error())
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		c.Status(http.StatusOK)
+	}
+}
+
 func TestTransportPropagation(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -60,17 +76,7 @@ func TestTransportPropagation(t *testing.T) {
 			client := &http.Client{Transport: a.Transport(nil)}
 			r := gin.New()
 			r.Use(a.Middleware())
-			r.GET("/call", func(c *gin.Context) {
-				req, _ := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, down.URL+"/x?secret=1", nil)
-				resp, err := client.Do(req)
-				if err != nil {
-					c.String(http.StatusBadGateway, err.Error())
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				_ = resp.Body.Close()
-				c.Status(http.StatusOK)
-			})
+			r.GET("/call", callDownstream(client, down.URL+"/x?secret=1"))
 			w := serve(t, r, http.MethodGet, "/call", http.Header{wire.HeaderRequestID: {"rid-1"}})
 			if w.Code != http.StatusOK {
 				t.Fatalf("status: got %d, want 200", w.Code)
