@@ -5,5 +5,7 @@
 // slow or down; a Reader fetches one trace by ID from Jaeger's or Tempo's
 // HTTP API (/api/traces/{id}) and maps it to store spans, through the same
 // OTLP mapping ingest uses so both paths agree on services, routes,
-// statuses and request IDs.
+// statuses and request IDs, and searches traces (Jaeger's /api/traces,
+// which needs a service, or Tempo's /api/search) for a store.TraceFilter,
+// answering store trace summaries.
 package tracebackend

@@ -41,3 +41,39 @@ func FuzzDecodeTempo(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeJaegerSearch: any search answer maps to summaries or an
+// error, never a panic.
+func FuzzDecodeJaegerSearch(f *testing.F) {
+	addSeeds(f, "jaeger_*.json")
+	f.Add([]byte(`{"data":[{"traceID":"1","spans":[{"traceID":"1","spanID":"2","references":[{"refType":"CHILD_OF","traceID":"1","spanID":"3"}]}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sums, err := DecodeJaegerSearch(body)
+		if err != nil && sums != nil {
+			t.Errorf("got summaries with error %v", err)
+		}
+		for _, s := range sums {
+			if s.SpanCount == 0 || s.Duration < 0 {
+				t.Errorf("summary %+v: want spans and a duration >= 0", s)
+			}
+		}
+	})
+}
+
+// FuzzDecodeTempoSearch: any search answer maps to summaries or an
+// error, never a panic.
+func FuzzDecodeTempoSearch(f *testing.F) {
+	addSeeds(f, "tempo_search*.json")
+	f.Add([]byte(`{"traces":[{"traceID":"ab","startTimeUnixNano":12,"durationMs":4294967295,"serviceStats":{"a,b":{"spanCount":-1}}}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sums, err := DecodeTempoSearch(body)
+		if err != nil && sums != nil {
+			t.Errorf("got summaries with error %v", err)
+		}
+		for _, s := range sums {
+			if len(s.TraceID) != 32 || s.Duration < 0 {
+				t.Errorf("summary %+v: want a 32-digit trace ID and a duration >= 0", s)
+			}
+		}
+	})
+}

@@ -31,7 +31,7 @@ const (
 	Tempo  Kind = "tempo"
 )
 
-// MaxTraceBytes caps the trace answer read.
+// MaxTraceBytes is the default cap on an answer read.
 const MaxTraceBytes = 64 << 20
 
 // Errors of the read side. A trace the backend does not know wraps
@@ -54,9 +54,16 @@ type ReaderConfig struct {
 	TenantID string
 	// Client sends the requests; nil means a client with a 30s timeout.
 	Client *http.Client
+	// MaxAnswerBytes caps an answer read (a trace or a search); a longer
+	// one is an error wrapping ErrRead. Zero means MaxTraceBytes.
+	MaxAnswerBytes int64
+	// Now is the clock used to close a Tempo search window left open;
+	// nil means time.Now.
+	Now func() time.Time
 }
 
-// Reader fetches traces by ID. It is safe for concurrent use.
+// Reader fetches traces by ID and searches them. It is safe for
+// concurrent use.
 type Reader struct {
 	cfg  ReaderConfig
 	base string
@@ -77,6 +84,12 @@ func NewReader(cfg ReaderConfig) (*Reader, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 30 * time.Second}
 	}
+	if cfg.MaxAnswerBytes <= 0 {
+		cfg.MaxAnswerBytes = MaxTraceBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Reader{cfg: cfg, base: strings.TrimRight(cfg.URL, "/")}, nil
 }
 
@@ -88,28 +101,15 @@ func (r *Reader) Trace(ctx context.Context, traceID string) ([]store.Span, error
 	if (len(id) != 32 && len(id) != 16) || !isHex(id) {
 		return nil, fmt.Errorf("%w: %q", ErrBadTraceID, traceID)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+"/api/traces/"+id, nil)
+	status, body, err := r.get(ctx, "/api/traces/"+id, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRead, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if r.cfg.TenantID != "" {
-		req.Header.Set("X-Scope-OrgID", r.cfg.TenantID)
-	}
-	resp, err := r.cfg.Client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRead, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxTraceBytes))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRead, err)
+		return nil, err
 	}
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
+	case status == http.StatusNotFound:
 		return nil, fmt.Errorf("tracebackend: trace %s: %w", id, store.ErrNotFound)
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("%w: %s: %s", ErrRead, resp.Status, strings.TrimSpace(string(body[:min(len(body), 512)])))
+	case status != http.StatusOK:
+		return nil, fmt.Errorf("%w: %d %s: %s", ErrRead, status, http.StatusText(status), errorText(body))
 	}
 	var spans []store.Span
 	if r.cfg.Kind == Jaeger {
@@ -124,6 +124,46 @@ func (r *Reader) Trace(ctx context.Context, traceID string) ([]store.Span, error
 		return nil, fmt.Errorf("tracebackend: trace %s: %w", id, store.ErrNotFound)
 	}
 	return spans, nil
+}
+
+// get sends GET path?query and reads the answer, at most
+// MaxTraceBytes of it. A context that ends gives its error.
+func (r *Reader) get(ctx context.Context, path string, query url.Values) (status int, body []byte, err error) {
+	u := r.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", ErrRead, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if r.cfg.TenantID != "" {
+		req.Header.Set("X-Scope-OrgID", r.cfg.TenantID)
+	}
+	resp, err := r.cfg.Client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return 0, nil, ctx.Err()
+		}
+		return 0, nil, fmt.Errorf("%w: %w", ErrRead, err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxAnswerBytes+1))
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return 0, nil, ctx.Err()
+	case err != nil:
+		return 0, nil, fmt.Errorf("%w: %w", ErrRead, err)
+	case int64(len(body)) > r.cfg.MaxAnswerBytes:
+		return 0, nil, fmt.Errorf("%w: answer over %d bytes", ErrRead, r.cfg.MaxAnswerBytes)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// errorText is the start of an error answer, for messages.
+func errorText(body []byte) string {
+	return strings.TrimSpace(string(body[:min(len(body), 512)]))
 }
 
 func isHex(s string) bool {
