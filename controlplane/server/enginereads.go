@@ -22,9 +22,12 @@ import (
 //     and for paging (Seq cursors) and other filters;
 //   - a trace is the union of the local store's spans and the trace
 //     backend's, by span ID, so neither forwarding lag nor a replica that
-//     saw only part of the trace leaves a hole.
+//     saw only part of the trace leaves a hole;
+//   - trace search is the store's summaries and the trace backend's, by
+//     trace ID (see tracebackend.Reader.Search for what each backend can
+//     be asked: Jaeger only with a service).
 //
-// Trace search and the service map read the embedded store.
+// The service map reads the embedded store.
 type engineReader struct {
 	dashboard.Store
 	store  *store.Store
@@ -131,6 +134,53 @@ func (r *engineReader) Trace(ctx context.Context, traceID string) ([]store.Span,
 	}
 	sortSpans(merged)
 	return merged, nil
+}
+
+// Traces implements api.Reader and dashboard.Store: the store's summaries
+// and the trace backend's, by trace ID (the store's summary wins when both
+// have a trace), newest first, at most f's limit. When the backend fails
+// the store answers alone.
+func (r *engineReader) Traces(ctx context.Context, f store.TraceFilter) ([]store.TraceSummary, error) {
+	local, err := r.store.Traces(ctx, f)
+	if err != nil || r.traces == nil {
+		return local, err
+	}
+	remote, err := r.traces.Search(ctx, f)
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err() // the reader went away; the backend did not fail
+	}
+	if err != nil {
+		r.s.cfg.Logger.Warn("server: trace backend search failed; answering from the store", "err", err)
+		return local, nil
+	}
+	return mergeSummaries(local, remote, f.Limit), nil
+}
+
+// mergeSummaries adds to local the remote summaries of traces it lacks,
+// newest first, at most limit (the store's default and maximum apply).
+func mergeSummaries(local, remote []store.TraceSummary, limit int) []store.TraceSummary {
+	if len(remote) == 0 {
+		return local
+	}
+	seen := make(map[string]bool, len(local))
+	for _, s := range local {
+		seen[s.TraceID] = true
+	}
+	merged := local
+	for _, s := range remote {
+		if !seen[s.TraceID] {
+			seen[s.TraceID] = true
+			merged = append(merged, s)
+		}
+	}
+	tracebackend.SortSummaries(merged)
+	switch {
+	case limit <= 0:
+		limit = store.DefaultTraceLimit
+	case limit > store.MaxLimit:
+		limit = store.MaxLimit
+	}
+	return merged[:min(len(merged), limit)]
 }
 
 // sortSpans orders spans by start, then span ID, as the store does.

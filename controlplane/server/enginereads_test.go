@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -227,5 +228,149 @@ func TestEngineReadsClientGone(t *testing.T) {
 	}
 	if logs.Len() > 0 {
 		t.Errorf("log: got %q, want nothing (Loki did not fail)", logs.String())
+	}
+}
+
+// TestEngineTraceSearch: with a Jaeger configured, trace search in the
+// JSON API and the dashboard lists the store's traces and the ones only
+// Jaeger knows (spans another replica received), each trace once, the
+// store's summary winning; without a service Jaeger is not asked; when
+// Jaeger fails the store answers alone.
+func TestEngineTraceSearch(t *testing.T) {
+	const (
+		localID  = "5b8efff798038103d269b633813fc60c" // in the store (postFixtures) and in Jaeger
+		remoteID = "7a1c2f9e0d3b4a5c8e6f1a2b3c4d5e6f" // only in Jaeger
+	)
+	var mu sync.Mutex
+	var searches []string
+	jaegerDown := false
+	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != tracebackend.JaegerSearchPath {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		searches = append(searches, r.URL.RawQuery)
+		down := jaegerDown
+		mu.Unlock()
+		if down {
+			http.Error(w, "storage unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"data":[{"traceID":"` + localID + `","spans":[
+{"traceID":"` + localID + `","spanID":"eee19b7ec3c1b174","operationName":"GET /cart as Jaeger has it","references":[],"startTime":1764000000000000,"duration":250000,"tags":[],"processID":"p1"}],
+"processes":{"p1":{"serviceName":"checkout"}}},
+{"traceID":"` + remoteID + `","spans":[
+{"traceID":"` + remoteID + `","spanID":"bbb19b7ec3c1b176","operationName":"POST /checkout","references":[],"startTime":1764000000500000,"duration":80000,
+"tags":[{"key":"http.route","type":"string","value":"/checkout"},{"key":"request_id","type":"string","value":"req-on-replica-b"}],"processID":"p1"},
+{"traceID":"` + remoteID + `","spanID":"ccc19b7ec3c1b177","operationName":"charge","references":[{"refType":"CHILD_OF","traceID":"` + remoteID + `","spanID":"bbb19b7ec3c1b176"}],
+"startTime":1764000000510000,"duration":40000,"tags":[{"key":"otel.status_code","type":"string","value":"ERROR"}],"processID":"p2"}],
+"processes":{"p1":{"serviceName":"checkout"},"p2":{"serviceName":"payments"}}}]}`))
+	}))
+	defer jaegerSrv.Close()
+	url, viewer := startWithEngines(t, "", jaegerSrv.URL)
+	postFixtures(t, url)
+
+	type row struct {
+		TraceID    string   `json:"trace_id"`
+		RootName   string   `json:"root_name"`
+		RequestID  string   `json:"request_id"`
+		SpanCount  int      `json:"span_count"`
+		ErrorCount int      `json:"error_count"`
+		Services   []string `json:"services"`
+	}
+	search := func(t *testing.T, query string) []row {
+		t.Helper()
+		code, body := get(t, url+"/api/v1/traces?"+query, viewer)
+		var out struct {
+			Traces []row `json:"traces"`
+		}
+		if err := json.Unmarshal([]byte(body), &out); err != nil || code != 200 {
+			t.Fatalf("GET /api/v1/traces?%s: got %d %s", query, code, body)
+		}
+		return out.Traces
+	}
+	brief := func(rows []row) string {
+		var s []string
+		for _, r := range rows {
+			s = append(s, fmt.Sprintf("%s %q %s spans=%d errors=%d %v", r.TraceID, r.RootName, r.RequestID, r.SpanCount, r.ErrorCount, r.Services))
+		}
+		return strings.Join(s, "\n")
+	}
+
+	want := strings.Join([]string{
+		remoteID + ` "POST /checkout" req-on-replica-b spans=2 errors=1 [checkout payments]`,
+		localID + ` "GET /cart" req-restart-1 spans=1 errors=0 [checkout]`,
+	}, "\n")
+	if got := brief(search(t, "service=checkout")); got != want {
+		t.Errorf("search by service:\ngot  %s\nwant %s", got, want)
+	}
+	if got := brief(search(t, "service=checkout&limit=1")); got != strings.Split(want, "\n")[0] {
+		t.Errorf("search with limit 1:\ngot  %s\nwant the newest only", got)
+	}
+	mu.Lock()
+	if len(searches) != 2 || !strings.Contains(searches[0], "service=checkout") || !strings.Contains(searches[1], "limit=1") {
+		t.Errorf("Jaeger searches: got %q, want two for service checkout, the second with limit 1", searches)
+	}
+	searches = nil
+	mu.Unlock()
+
+	if got, want := brief(search(t, "route=/cart")), localID+` "GET /cart" req-restart-1 spans=1 errors=0 [checkout]`; got != want {
+		t.Errorf("search without a service:\ngot  %s\nwant %s (the store's only)", got, want)
+	}
+	mu.Lock()
+	if len(searches) != 0 {
+		t.Errorf("Jaeger searches without a service: got %q, want none (Jaeger needs a service)", searches)
+	}
+	mu.Unlock()
+
+	code, page := get(t, url+"/traces?service=checkout", viewer)
+	if code != 200 {
+		t.Fatalf("GET /traces?service=checkout: got %d, want 200", code)
+	}
+	for _, w := range []string{"POST /checkout", "GET /cart", remoteID} {
+		if !strings.Contains(page, w) {
+			t.Errorf("dashboard traces list: got no %q, want it", w)
+		}
+	}
+	if strings.Contains(page, "as Jaeger has it") {
+		t.Errorf("dashboard traces list: got Jaeger's copy of the stored trace, want the store's")
+	}
+
+	mu.Lock()
+	jaegerDown = true
+	mu.Unlock()
+	if got, want := brief(search(t, "service=checkout")), localID+` "GET /cart" req-restart-1 spans=1 errors=0 [checkout]`; got != want {
+		t.Errorf("search with Jaeger down:\ngot  %s\nwant %s (the store's only)", got, want)
+	}
+}
+
+// TestEngineTraceSearchClientGone: a reader that went away while the
+// trace backend was being searched is not a backend failure: nothing is
+// logged.
+func TestEngineTraceSearchClientGone(t *testing.T) {
+	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // answers only when the caller gives up
+	}))
+	defer jaegerSrv.Close()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, err := tracebackend.NewReader(tracebackend.ReaderConfig{Kind: tracebackend.Jaeger, URL: jaegerSrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r := &engineReader{Store: st, store: st, traces: tr, s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := r.Traces(ctx, store.TraceFilter{Service: "checkout"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Traces: got %v, want the caller's deadline", err)
+	}
+	if logs.Len() > 0 {
+		t.Errorf("log: got %q, want nothing (the backend did not fail)", logs.String())
 	}
 }
