@@ -34,7 +34,15 @@ type engineReader struct {
 	loki   *loki.Client
 	traces *tracebackend.Reader
 	s      *Server
+	// searchWait bounds trace search's wait for the trace backend; 0
+	// means defaultSearchWait.
+	searchWait time.Duration
 }
+
+// defaultSearchWait is how long trace search waits for the trace
+// backend before it answers from the store alone: the traces list and
+// the service page must not hang on a slow backend.
+const defaultSearchWait = 2 * time.Second
 
 // newEngineReader returns st itself when no engine is configured for
 // reading.
@@ -145,7 +153,13 @@ func (r *engineReader) Traces(ctx context.Context, f store.TraceFilter) ([]store
 	if err != nil || r.traces == nil {
 		return local, err
 	}
-	remote, err := r.traces.Search(ctx, f)
+	wait := r.searchWait
+	if wait <= 0 {
+		wait = defaultSearchWait
+	}
+	sctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	remote, err := r.traces.Search(sctx, f)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // the reader went away; the backend did not fail
 	}

@@ -374,3 +374,32 @@ func TestEngineTraceSearchClientGone(t *testing.T) {
 		t.Errorf("log: got %q, want nothing (the backend did not fail)", logs.String())
 	}
 }
+
+// TestEngineTraceSearchSlowBackend: a trace backend that does not answer
+// in time leaves the search to the store, with a warning, instead of
+// holding the page.
+func TestEngineTraceSearchSlowBackend(t *testing.T) {
+	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never answers
+	}))
+	defer jaegerSrv.Close()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tr, err := tracebackend.NewReader(tracebackend.ReaderConfig{Kind: tracebackend.Jaeger, URL: jaegerSrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r := &engineReader{Store: st, store: st, traces: tr, searchWait: 50 * time.Millisecond,
+		s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}
+	got, err := r.Traces(context.Background(), store.TraceFilter{Service: "checkout"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Traces: got %v, %v; want the store's (none), no error", got, err)
+	}
+	if !strings.Contains(logs.String(), "trace backend search failed") {
+		t.Errorf("log: got %q, want the backend's failure", logs.String())
+	}
+}
