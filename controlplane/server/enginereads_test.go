@@ -205,21 +205,12 @@ func startWithEngines(t *testing.T, lokiURL, jaegerURL string) (url, viewer stri
 // asked is not a Loki failure: nothing is logged and the store is not
 // asked in its place.
 func TestEngineReadsClientGone(t *testing.T) {
-	lokiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // answers only when the caller gives up
-	}))
-	defer lokiSrv.Close()
-	st, err := store.Open(t.TempDir(), store.Options{})
+	r, logs := bareEngineReader(t)
+	lc, err := loki.NewClient(loki.ClientConfig{URL: hangingServer(t).URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	lc, err := loki.NewClient(loki.ClientConfig{URL: lokiSrv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	r := &engineReader{Store: st, store: st, loki: lc, s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}
+	r.loki = lc
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -349,21 +340,8 @@ func TestEngineTraceSearch(t *testing.T) {
 // trace backend was being searched is not a backend failure: nothing is
 // logged.
 func TestEngineTraceSearchClientGone(t *testing.T) {
-	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // answers only when the caller gives up
-	}))
-	defer jaegerSrv.Close()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tr, err := tracebackend.NewReader(tracebackend.ReaderConfig{Kind: tracebackend.Jaeger, URL: jaegerSrv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	r := &engineReader{Store: st, store: st, traces: tr, s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}
+	r, logs := bareEngineReader(t)
+	r.traces = traceBackendAt(t, hangingServer(t).URL)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -379,22 +357,8 @@ func TestEngineTraceSearchClientGone(t *testing.T) {
 // in time leaves the search to the store, with a warning, instead of
 // holding the page.
 func TestEngineTraceSearchSlowBackend(t *testing.T) {
-	jaegerSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done() // never answers
-	}))
-	defer jaegerSrv.Close()
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	tr, err := tracebackend.NewReader(tracebackend.ReaderConfig{Kind: tracebackend.Jaeger, URL: jaegerSrv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	r := &engineReader{Store: st, store: st, traces: tr, searchWait: 50 * time.Millisecond,
-		s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}
+	r, logs := bareEngineReader(t)
+	r.traces, r.searchWait = traceBackendAt(t, hangingServer(t).URL), 50*time.Millisecond
 	got, err := r.Traces(context.Background(), store.TraceFilter{Service: "checkout"})
 	if err != nil || len(got) != 0 {
 		t.Errorf("Traces: got %v, %v; want the store's (none), no error", got, err)
@@ -402,4 +366,35 @@ func TestEngineTraceSearchSlowBackend(t *testing.T) {
 	if !strings.Contains(logs.String(), "trace backend search failed") {
 		t.Errorf("log: got %q, want the backend's failure", logs.String())
 	}
+}
+
+// hangingServer answers nothing until the caller gives up.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// bareEngineReader is an engineReader over an empty store, logging to
+// the returned buffer; the test sets its engines.
+func bareEngineReader(t *testing.T) (*engineReader, *bytes.Buffer) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	var logs bytes.Buffer
+	return &engineReader{Store: st, store: st, s: &Server{cfg: Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))}}}, &logs
+}
+
+// traceBackendAt is a Jaeger reader for url.
+func traceBackendAt(t *testing.T, url string) *tracebackend.Reader {
+	t.Helper()
+	tr, err := tracebackend.NewReader(tracebackend.ReaderConfig{Kind: tracebackend.Jaeger, URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
