@@ -29,6 +29,10 @@ func clampLimit(n, def int) int {
 	return n
 }
 
+// TraceLimit is the number of trace summaries a TraceFilter's Limit asks
+// for: DefaultTraceLimit for none, at most MaxLimit.
+func TraceLimit(n int) int { return clampLimit(n, DefaultTraceLimit) }
+
 // conds builds a WHERE clause.
 type conds struct {
 	terms []string
@@ -79,7 +83,7 @@ func (s *Store) Traces(ctx context.Context, f TraceFilter) ([]TraceSummary, erro
 	}
 	q := `SELECT trace_id, root_service, root_name, route, http_status, request_id, start_ns, end_ns,
 		span_count, error_count, services FROM traces` + c.where() + ` ORDER BY start_ns DESC LIMIT ?`
-	rows, err := s.readDB.QueryContext(ctx, q, append(c.args, clampLimit(f.Limit, DefaultTraceLimit))...)
+	rows, err := s.readDB.QueryContext(ctx, q, append(c.args, TraceLimit(f.Limit))...)
 	if err != nil {
 		return nil, fmt.Errorf("store: traces: %w", err)
 	}

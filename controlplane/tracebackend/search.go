@@ -60,7 +60,7 @@ const tempoMaxWindow = 168 * time.Hour
 // Errors wrap ErrRead (a failed, refused, malformed or oversized answer)
 // or are the context's error when ctx ends.
 func (r *Reader) Search(ctx context.Context, f store.TraceFilter) ([]store.TraceSummary, error) {
-	limit := traceLimit(f.Limit)
+	limit := store.TraceLimit(f.Limit)
 	var (
 		path  string
 		query url.Values
@@ -91,17 +91,6 @@ func (r *Reader) Search(ctx context.Context, f store.TraceFilter) ([]store.Trace
 	sums = slices.DeleteFunc(sums, func(s store.TraceSummary) bool { return !matches(f, s) })
 	SortSummaries(sums)
 	return sums[:min(len(sums), limit)], nil
-}
-
-// traceLimit applies the store's default and maximum to a limit.
-func traceLimit(n int) int {
-	switch {
-	case n <= 0:
-		return store.DefaultTraceLimit
-	case n > store.MaxLimit:
-		return store.MaxLimit
-	}
-	return n
 }
 
 // SortSummaries orders summaries newest start first, then by trace ID,
