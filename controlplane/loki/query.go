@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
@@ -35,8 +37,8 @@ var (
 	// ErrQuery reports a query Loki refused or answered with something
 	// other than streams.
 	ErrQuery = errors.New("loki: query failed")
-	// ErrUnsupportedFilter reports a store.LogFilter field LogQL cannot
-	// express here (the store's Seq cursors).
+	// ErrUnsupportedFilter reports a store.LogFilter LogQL cannot
+	// express as the store answers it (see LogQL).
 	ErrUnsupportedFilter = errors.New("loki: unsupported filter")
 )
 
@@ -103,11 +105,14 @@ func (c *Client) LogsByRequest(ctx context.Context, requestID string, traceStart
 }
 
 // Logs answers a store.LogFilter from Loki, newest first, so it can stand
-// in for the store's Logs. Seq is 0 in the results; BeforeSeq and
-// AfterSeq are not supported (ErrUnsupportedFilter).
+// in for the store's Logs: see LogQL for how each field is asked and what
+// Loki cannot be asked (ErrUnsupportedFilter, nothing sent). Since is
+// inclusive and Until exclusive, as in the store; a zero Since searches
+// the Lookback before Until (or now). Seq is 0 in the results.
 func (c *Client) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord, error) {
-	if f.BeforeSeq != 0 || f.AfterSeq != 0 {
-		return nil, fmt.Errorf("%w: BeforeSeq/AfterSeq", ErrUnsupportedFilter)
+	query, err := LogQL(f)
+	if err != nil {
+		return nil, err
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -123,7 +128,7 @@ func (c *Client) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord
 		since = until.Add(-c.cfg.Lookback)
 	}
 	q := url.Values{}
-	q.Set("query", LogQL(f))
+	q.Set("query", query)
 	q.Set("start", strconv.FormatInt(since.UnixNano(), 10))
 	q.Set("end", strconv.FormatInt(until.UnixNano(), 10))
 	q.Set("limit", strconv.Itoa(limit))
@@ -160,9 +165,39 @@ func (c *Client) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord
 	return recs, nil
 }
 
-// LogQL renders the LogQL query of f (its time range and limit travel as
-// query_range parameters).
-func LogQL(f store.LogFilter) string {
+// LogQL renders the LogQL query of f; its time range and limit travel as
+// query_range parameters. Every value is a quoted LogQL string, so no
+// service, text or ID can change the query's structure:
+//   - Service is the stream selector {service="x"} ({service=~".+"} for all);
+//   - Level, a minimum, is a regexp on the lower-case level label: INFO is
+//     info|warn|error. DEBUG and TRACE select every level; records of a
+//     TRACE severity number are labelled debug, so DEBUG finds them where
+//     the store does not;
+//   - Query matches the body as the store's LIKE does: a substring, ASCII
+//     letters in any case, other characters exactly. Without ASCII
+//     letters it is a line filter |= "q"; with them a regexp |~ where each
+//     letter is a class ([eE]) and the rest is regexp.QuoteMeta'd;
+//   - RequestID and TraceID are structured metadata filters.
+//
+// ErrUnsupportedFilter reports what Loki cannot answer as the store does:
+// the Seq cursors (Loki records have none), FATAL or unknown levels (the
+// label holds four levels; the store rejects unknown ones) and text that
+// is not valid UTF-8.
+func LogQL(f store.LogFilter) (string, error) {
+	if f.BeforeSeq != 0 || f.AfterSeq != 0 {
+		return "", fmt.Errorf("%w: BeforeSeq/AfterSeq", ErrUnsupportedFilter)
+	}
+	levels, ok := levelsFrom(f.Level)
+	if !ok {
+		return "", fmt.Errorf("%w: level %q", ErrUnsupportedFilter, f.Level)
+	}
+	for _, v := range [...]struct{ name, val string }{
+		{"service", f.Service}, {"query", f.Query}, {"request_id", f.RequestID}, {"trace_id", f.TraceID},
+	} {
+		if !utf8.ValidString(v.val) {
+			return "", fmt.Errorf("%w: %s is not UTF-8", ErrUnsupportedFilter, v.name)
+		}
+	}
 	var b strings.Builder
 	b.WriteString("{")
 	if f.Service != "" {
@@ -170,12 +205,16 @@ func LogQL(f store.LogFilter) string {
 	} else {
 		b.WriteString(LabelService + `=~".+"`)
 	}
-	if lv := levelsFrom(f.Level); lv != "" {
-		b.WriteString(", " + LabelLevel + `=~"` + lv + `"`)
+	if levels != "" {
+		b.WriteString(", " + LabelLevel + "=~" + strconv.Quote(levels))
 	}
 	b.WriteString("}")
 	if f.Query != "" {
-		b.WriteString(" |= " + strconv.Quote(f.Query))
+		if re, ok := caseFoldASCII(f.Query); ok {
+			b.WriteString(" |~ " + strconv.Quote(re))
+		} else {
+			b.WriteString(" |= " + strconv.Quote(f.Query))
+		}
 	}
 	if f.RequestID != "" {
 		b.WriteString(" | " + MetaRequestID + "=" + strconv.Quote(f.RequestID))
@@ -183,23 +222,52 @@ func LogQL(f store.LogFilter) string {
 	if f.TraceID != "" {
 		b.WriteString(" | " + MetaTraceID + "=" + strconv.Quote(f.TraceID))
 	}
-	return b.String()
+	return b.String(), nil
 }
 
+// caseFoldASCII is the regexp matching s with ASCII letters in either
+// case and everything else literally (SQLite's LIKE); ok is false when s
+// has no ASCII letter, so a plain substring filter does.
+func caseFoldASCII(s string) (re string, ok bool) {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case 'a' <= r && r <= 'z':
+			b.WriteString("[" + string(r) + string(r-'a'+'A') + "]")
+			ok = true
+		case 'A' <= r && r <= 'Z':
+			b.WriteString("[" + string(r-'A'+'a') + string(r) + "]")
+			ok = true
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	return b.String(), ok
+}
+
+// levelOrder is the level label's values, lowest first (push.go writes
+// the record's level in lower case).
 var levelOrder = []string{"debug", "info", "warn", "error"}
 
-// levelsFrom is the regexp alternation of levels at or above min; ""
-// when min is empty or unknown (no filter).
-func levelsFrom(min string) string {
+// levelsFrom is the regexp alternation of the levels at or above min;
+// "" (no filter) for no level, TRACE and DEBUG. ok is false for a level
+// the label cannot express: FATAL (a part of error) or an unknown one.
+func levelsFrom(min string) (levels string, ok bool) {
+	switch strings.ToLower(min) {
+	case "", "trace":
+		return "", true
+	case "warning":
+		min = "warn"
+	}
 	for i, l := range levelOrder {
 		if strings.EqualFold(l, min) {
 			if i == 0 {
-				return ""
+				return "", true
 			}
-			return strings.Join(levelOrder[i:], "|")
+			return strings.Join(levelOrder[i:], "|"), true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // queryRangeResponse is the part of Loki's query_range answer read here.
