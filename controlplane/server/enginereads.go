@@ -18,8 +18,9 @@ import (
 // engines when they are configured, so any replica sees what every
 // replica received:
 //   - logs of a request ID (or trace ID) come from Loki, searched around
-//     the start of the request's trace; the store answers if Loki fails
-//     and for paging (Seq cursors) and other filters;
+//     the start of the request's trace; the store answers if Loki fails;
+//   - other log searches are Loki's lines and the store's, merged (see
+//     searchLogs); paging and the live tail (Seq cursors) read the store;
 //   - a trace is the union of the local store's spans and the trace
 //     backend's, by span ID, so neither forwarding lag nor a replica that
 //     saw only part of the trace leaves a hole;
@@ -34,14 +35,15 @@ type engineReader struct {
 	loki   *loki.Client
 	traces *tracebackend.Reader
 	s      *Server
-	// searchWait bounds trace search's wait for the trace backend; 0
-	// means defaultSearchWait.
+	// searchWait bounds trace and log search's wait for the trace
+	// backend and Loki; 0 means defaultSearchWait.
 	searchWait time.Duration
 }
 
-// defaultSearchWait is how long trace search waits for the trace
-// backend before it answers from the store alone: the traces list and
-// the service page must not hang on a slow backend.
+// defaultSearchWait is how long trace and log search wait for the trace
+// backend or Loki before they answer from the store alone: the traces
+// list, the logs page and the service page must not hang on a slow
+// backend.
 const defaultSearchWait = 2 * time.Second
 
 // newEngineReader returns st itself when no engine is configured for
@@ -75,8 +77,11 @@ var (
 
 // Logs implements api.Reader and dashboard.Store.
 func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord, error) {
-	if r.loki == nil || (f.RequestID == "" && f.TraceID == "") || f.BeforeSeq != 0 || f.AfterSeq != 0 {
+	if r.loki == nil || f.BeforeSeq != 0 || f.AfterSeq != 0 {
 		return r.store.Logs(ctx, f)
+	}
+	if f.RequestID == "" && f.TraceID == "" {
+		return r.searchLogs(ctx, f)
 	}
 	lf := f
 	if lf.Since.IsZero() && lf.Until.IsZero() {
@@ -94,6 +99,108 @@ func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.Log
 		return r.store.Logs(ctx, f)
 	}
 	return recs, nil
+}
+
+// searchLogs answers a log search without Seq cursors from Loki and the
+// store. Loki holds what every replica forwarded, this one's included,
+// so its answer is the complete one, except that it lags by the
+// forwarder's batch wait (about 1 s) and, without Since, is searched
+// over the client's Lookback (1 h) only. The store's answer covers this
+// replica's part of both gaps, so the two are merged: one record per
+// time, service, instance, body and request ID (records share no ID),
+// newest first, at most f's limit (the store's default and maximum).
+//
+// A page holding a line only Loki had carries no Seq (0 on every line):
+// a Seq cursor would page or tail through this replica's store alone,
+// skipping the other replicas' lines, so the dashboard offers neither an
+// older page nor a live tail there, only a reload. When Loki adds
+// nothing, the store's page is the answer, Seqs and all, and its cursors
+// page on through the store as before.
+//
+// Loki is given searchWait; when it fails, is too slow or cannot express
+// f (loki.ErrUnsupportedFilter: a FATAL level), the store answers alone,
+// with a warning unless the filter was the reason or the reader left.
+func (r *engineReader) searchLogs(ctx context.Context, f store.LogFilter) ([]store.LogRecord, error) {
+	local, err := r.store.Logs(ctx, f) // first: it rejects an invalid filter
+	if err != nil {
+		return nil, err
+	}
+	wait := r.searchWait
+	if wait <= 0 {
+		wait = defaultSearchWait
+	}
+	sctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	lf := f
+	lf.Limit = logLimit(f.Limit)
+	remote, err := r.loki.Logs(sctx, lf)
+	switch {
+	case errors.Is(err, loki.ErrUnsupportedFilter):
+		return local, nil
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err() // the reader went away; Loki did not fail
+	case err != nil:
+		r.s.cfg.Logger.Warn("server: loki log search failed; answering from the store", "err", err)
+		return local, nil
+	}
+	return mergeLogs(local, remote, lf.Limit), nil
+}
+
+// logKey identifies a log record across the store and Loki, which share
+// no ID; Loki labels a record without a service "unknown".
+type logKey struct {
+	timeNs                             int64
+	service, instance, body, requestID string
+}
+
+func keyOf(l *store.LogRecord) logKey {
+	svc := l.Service
+	if svc == "" {
+		svc = "unknown"
+	}
+	return logKey{l.Time.UnixNano(), svc, l.Instance, l.Body, l.RequestID}
+}
+
+// mergeLogs adds to local (the store's page) the remote records it
+// lacks, newest first, at most limit. The store's copy of a record wins
+// (it has the attributes). If remote adds nothing to the page, local is
+// returned as it is; else every Seq is 0 (see searchLogs).
+func mergeLogs(local, remote []store.LogRecord, limit int) []store.LogRecord {
+	seen := make(map[logKey]bool, len(local)+len(remote))
+	merged := make([]store.LogRecord, 0, len(local)+len(remote))
+	for _, l := range local {
+		seen[keyOf(&l)] = true
+		merged = append(merged, l)
+	}
+	for _, l := range remote {
+		if k := keyOf(&l); !seen[k] {
+			seen[k] = true
+			l.Seq = -1 // marks Loki's lines until the page is cut
+			merged = append(merged, l)
+		}
+	}
+	// Newest first; at equal times the store's order (Seq descending)
+	// holds and Loki's lines follow.
+	slices.SortStableFunc(merged, func(a, b store.LogRecord) int { return b.Time.Compare(a.Time) })
+	merged = merged[:min(len(merged), limit)]
+	if !slices.ContainsFunc(merged, func(l store.LogRecord) bool { return l.Seq == -1 }) {
+		return local[:min(len(local), limit)]
+	}
+	for i := range merged {
+		merged[i].Seq = 0
+	}
+	return merged
+}
+
+// logLimit is the store's reading of a LogFilter limit.
+func logLimit(n int) int {
+	switch {
+	case n <= 0:
+		return store.DefaultLogLimit
+	case n > store.MaxLimit:
+		return store.MaxLimit
+	}
+	return n
 }
 
 // traceStart is the start of the request's (or trace's) trace as the

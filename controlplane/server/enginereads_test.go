@@ -158,7 +158,7 @@ func TestDashboardEngineReads(t *testing.T) {
 			want:    []string{"charged on replica B", "card accepted on replica B"},
 			notWant: []string{"sse-connect"}},
 		{name: "trace page", path: "/traces/" + traceID, want: []string{"GET /cart", "charge-card"}},
-		{name: "logs page without request ID reads the store", path: "/logs?service=checkout", want: []string{"cart loaded", "sse-connect"}},
+		{name: "logs search Loki fails reads the store", path: "/logs?service=checkout", want: []string{"cart loaded", "sse-connect"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +178,286 @@ func TestDashboardEngineReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestEngineLogSearch: with Loki configured, a log search without a
+// request ID (API and dashboard) asks Loki for the filter and lists the
+// lines only Loki has (another replica's) with the store's, each once;
+// such a page carries no Seq, so the dashboard offers no older page or
+// live tail. When Loki adds nothing, or is down, the store's page
+// answers with its cursors, and an older page reads the store alone.
+func TestEngineLogSearch(t *testing.T) {
+	// The store's line (postFixtures) as Loki has it, and a line another
+	// replica forwarded.
+	const (
+		storedLine = `["1764000000100000000","cart loaded",{"structuredMetadata":{"request_id":"req-restart-1","trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174"}}]`
+		remoteLine = `["1764000000300000000","paid on replica B",{"structuredMetadata":{"request_id":"req-on-replica-b","instance":"cp-b"}}]`
+	)
+	var mu sync.Mutex
+	var queries []map[string][]string
+	lines := storedLine + "," + remoteLine
+	lokiDown := false
+	lokiSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case loki.PushPath:
+			w.WriteHeader(http.StatusNoContent)
+		case loki.QueryRangePath:
+			mu.Lock()
+			queries = append(queries, r.URL.Query())
+			down, values := lokiDown, lines
+			mu.Unlock()
+			if down {
+				http.Error(w, "ingester unavailable", http.StatusServiceUnavailable)
+				return
+			}
+			w.Write([]byte(`{"status":"success","data":{"resultType":"streams","result":[{"stream":{"service":"checkout","level":"info"},"values":[` + values + `]}]}}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer lokiSrv.Close()
+	url, viewer := startWithEngines(t, lokiSrv.URL, "")
+	postFixtures(t, url)
+
+	type line struct {
+		Seq  int64  `json:"seq"`
+		Body string `json:"body"`
+	}
+	search := func(t *testing.T, query string) []line {
+		t.Helper()
+		code, body := get(t, url+"/api/v1/logs?"+query, viewer)
+		var out struct {
+			Logs []line `json:"logs"`
+		}
+		if err := json.Unmarshal([]byte(body), &out); err != nil || code != 200 {
+			t.Fatalf("GET /api/v1/logs?%s: got %d %s", query, code, body)
+		}
+		return out.Logs
+	}
+	lastQuery := func(t *testing.T) (map[string][]string, int) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(queries) == 0 {
+			return nil, 0
+		}
+		return queries[len(queries)-1], len(queries)
+	}
+
+	t.Run("API: Loki's lines and the store's, each once", func(t *testing.T) {
+		got := search(t, "service=checkout")
+		if fmt.Sprint(got) != "[{0 paid on replica B} {0 cart loaded}]" {
+			t.Errorf("logs: got %v, want Loki's line, then the stored one once, Seq 0", got)
+		}
+		q, _ := lastQuery(t)
+		if v := q["query"]; len(v) != 1 || v[0] != `{service="checkout"}` {
+			t.Errorf("Loki query: got %v, want {service=\"checkout\"}", v)
+		}
+		if v := q["limit"]; len(v) != 1 || v[0] != "100" {
+			t.Errorf("Loki limit: got %v, want 100", v)
+		}
+	})
+	t.Run("API: every filter goes to Loki", func(t *testing.T) {
+		got := search(t, "service=checkout&level=info&q=PAID&since=2025-11-24T16:00:00Z&until=2025-11-24T17:00:00Z&limit=1")
+		if fmt.Sprint(got) != "[{0 paid on replica B}]" {
+			t.Errorf("logs: got %v, want the newest line only", got)
+		}
+		q, _ := lastQuery(t)
+		want := map[string]string{
+			"query": `{service="checkout", level=~"info|warn|error"} |~ "[pP][aA][iI][dD]"`,
+			"start": strconv.FormatInt(time.Date(2025, 11, 24, 16, 0, 0, 0, time.UTC).UnixNano(), 10),
+			"end":   strconv.FormatInt(time.Date(2025, 11, 24, 17, 0, 0, 0, time.UTC).UnixNano(), 10),
+			"limit": "1", "direction": "backward",
+		}
+		for k, w := range want {
+			if v := q[k]; len(v) != 1 || v[0] != w {
+				t.Errorf("Loki %s: got %v, want %s", k, v, w)
+			}
+		}
+	})
+	t.Run("dashboard: Loki's line, no older page or live tail", func(t *testing.T) {
+		code, page := get(t, url+"/logs?service=checkout&limit=2", viewer)
+		if code != 200 {
+			t.Fatalf("GET /logs: got %d, want 200", code)
+		}
+		for _, w := range []string{"paid on replica B", "cart loaded"} {
+			if !strings.Contains(page, w) {
+				t.Errorf("logs page: got no %q, want it", w)
+			}
+		}
+		for _, w := range []string{"sse-connect", "before="} {
+			if strings.Contains(page, w) {
+				t.Errorf("logs page: got %q, want none (no Seq cursor on Loki's lines)", w)
+			}
+		}
+	})
+
+	mu.Lock()
+	lines = storedLine // Loki has only what this replica stored
+	mu.Unlock()
+	var seq int64
+	t.Run("Loki adds nothing: the store's page, with its cursors", func(t *testing.T) {
+		got := search(t, "service=checkout")
+		if len(got) != 1 || got[0].Body != "cart loaded" || got[0].Seq <= 0 {
+			t.Fatalf("logs: got %v, want the stored line with its Seq", got)
+		}
+		seq = got[0].Seq
+		code, page := get(t, url+"/logs?service=checkout&limit=1", viewer)
+		if code != 200 || !strings.Contains(page, "sse-connect") || !strings.Contains(page, "before="+strconv.FormatInt(seq, 10)) {
+			t.Errorf("logs page: got %d, want the live tail and an older page after Seq %d", code, seq)
+		}
+	})
+	t.Run("older page reads the store, not Loki", func(t *testing.T) {
+		_, before := lastQuery(t)
+		if got := search(t, "service=checkout&before="+strconv.FormatInt(seq+1, 10)); len(got) != 1 || got[0].Seq != seq {
+			t.Errorf("older page: got %v, want the stored line", got)
+		}
+		if code, _ := get(t, url+"/logs?service=checkout&before="+strconv.FormatInt(seq+1, 10), viewer); code != 200 {
+			t.Errorf("older dashboard page: got %d, want 200", code)
+		}
+		if _, after := lastQuery(t); after != before {
+			t.Errorf("Loki queries: got %d more, want none for Seq cursors", after-before)
+		}
+	})
+
+	mu.Lock()
+	lines, lokiDown = storedLine+","+remoteLine, true
+	mu.Unlock()
+	t.Run("Loki down: the store answers", func(t *testing.T) {
+		if got := search(t, "service=checkout"); len(got) != 1 || got[0].Body != "cart loaded" || got[0].Seq != seq {
+			t.Errorf("logs: got %v, want the stored line with Seq %d", got, seq)
+		}
+	})
+}
+
+// TestMergeLogs: the store's page and Loki's, one record per time,
+// service, instance, body and request ID, newest first, at the limit;
+// Seq kept only when Loki adds nothing to the page.
+func TestMergeLogs(t *testing.T) {
+	at := func(ms int64) time.Time { return time.UnixMilli(1764000000000 + ms).UTC() }
+	rec := func(ms, seq int64, svc, body string) store.LogRecord {
+		return store.LogRecord{Seq: seq, Time: at(ms), Service: svc, Body: body}
+	}
+	brief := func(recs []store.LogRecord) string {
+		var s []string
+		for _, r := range recs {
+			s = append(s, fmt.Sprintf("%d:%d:%s/%s", r.Time.UnixMilli()-1764000000000, r.Seq, r.Service, r.Body))
+		}
+		return strings.Join(s, " ")
+	}
+	withInstance := func(r store.LogRecord, inst string) store.LogRecord { r.Instance = inst; return r }
+	withRequest := func(r store.LogRecord, id string) store.LogRecord { r.RequestID = id; return r }
+	tests := []struct {
+		name          string
+		local, remote []store.LogRecord
+		limit         int
+		want          string
+	}{
+		{name: "nothing", limit: 10, want: ""},
+		{name: "Loki only", remote: []store.LogRecord{rec(2, 0, "a", "y"), rec(1, 0, "a", "x")}, limit: 10, want: "2:0:a/y 1:0:a/x"},
+		{name: "same records: the store's page with Seq",
+			local: []store.LogRecord{rec(2, 8, "a", "y"), rec(1, 7, "a", "x")}, remote: []store.LogRecord{rec(2, 0, "a", "y"), rec(1, 0, "a", "x")},
+			limit: 10, want: "2:8:a/y 1:7:a/x"},
+		{name: "interleaved, each once, no Seq",
+			local:  []store.LogRecord{rec(3, 9, "a", "z"), rec(1, 7, "a", "x")},
+			remote: []store.LogRecord{rec(3, 0, "a", "z"), rec(2, 0, "b", "y"), rec(1, 0, "a", "x")},
+			limit:  10, want: "3:0:a/z 2:0:b/y 1:0:a/x"},
+		{name: "Loki lags: the store's newest first",
+			local:  []store.LogRecord{rec(5, 9, "a", "new")},
+			remote: []store.LogRecord{rec(2, 0, "b", "old")},
+			limit:  10, want: "5:0:a/new 2:0:b/old"},
+		{name: "limit cuts Loki's line off: the store's page",
+			local:  []store.LogRecord{rec(5, 9, "a", "new"), rec(4, 8, "a", "mid")},
+			remote: []store.LogRecord{rec(2, 0, "b", "old")},
+			limit:  2, want: "5:9:a/new 4:8:a/mid"},
+		{name: "limit", remote: []store.LogRecord{rec(3, 0, "a", "z"), rec(2, 0, "a", "y"), rec(1, 0, "a", "x")}, limit: 2, want: "3:0:a/z 2:0:a/y"},
+		{name: "no service is Loki's unknown",
+			local: []store.LogRecord{rec(1, 7, "", "x")}, remote: []store.LogRecord{rec(1, 0, "unknown", "x")}, limit: 10, want: "1:7:/x"},
+		{name: "other instance is another record",
+			local: []store.LogRecord{rec(1, 7, "a", "x")}, remote: []store.LogRecord{withInstance(rec(1, 0, "a", "x"), "cp-b")}, limit: 10, want: "1:0:a/x 1:0:a/x"},
+		{name: "other request is another record",
+			local: []store.LogRecord{rec(1, 7, "a", "x")}, remote: []store.LogRecord{withRequest(rec(1, 0, "a", "x"), "r2")}, limit: 10, want: "1:0:a/x 1:0:a/x"},
+		{name: "same time, other body",
+			local: []store.LogRecord{rec(1, 7, "a", "x")}, remote: []store.LogRecord{rec(1, 0, "a", "x2")}, limit: 10, want: "1:0:a/x 1:0:a/x2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := brief(mergeLogs(tt.local, tt.remote, tt.limit)); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEngineLogSearchLokiUnavailable: a Loki that is too slow, or a
+// filter it cannot express, leaves a log search to the store; a reader
+// that went away is not a Loki failure.
+func TestEngineLogSearchLokiUnavailable(t *testing.T) {
+	var mu sync.Mutex
+	asked := 0
+	counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked++
+		mu.Unlock()
+		w.Write([]byte(`{"status":"success","data":{"resultType":"streams","result":[]}}`))
+	}))
+	defer counting.Close()
+	lokiAt := func(t *testing.T, url string) *loki.Client {
+		t.Helper()
+		c, err := loki.NewClient(loki.ClientConfig{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	t.Run("slow Loki: the store answers, with a warning", func(t *testing.T) {
+		r, logs := bareEngineReader(t)
+		r.loki, r.searchWait = lokiAt(t, hangingServer(t).URL), 50*time.Millisecond
+		got, err := r.Logs(context.Background(), store.LogFilter{Service: "checkout"})
+		if err != nil || len(got) != 0 {
+			t.Errorf("Logs: got %v, %v; want the store's (none), no error", got, err)
+		}
+		if !strings.Contains(logs.String(), "loki log search failed") {
+			t.Errorf("log: got %q, want Loki's failure", logs.String())
+		}
+	})
+	t.Run("reader gone: its error, nothing logged", func(t *testing.T) {
+		r, logs := bareEngineReader(t)
+		r.loki = lokiAt(t, hangingServer(t).URL)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if _, err := r.Logs(ctx, store.LogFilter{Service: "checkout"}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Logs: got %v, want the caller's deadline", err)
+		}
+		if logs.Len() > 0 {
+			t.Errorf("log: got %q, want nothing (Loki did not fail)", logs.String())
+		}
+	})
+	t.Run("FATAL: the store answers, Loki not asked", func(t *testing.T) {
+		r, logs := bareEngineReader(t)
+		r.loki = lokiAt(t, counting.URL)
+		if got, err := r.Logs(context.Background(), store.LogFilter{Level: "FATAL"}); err != nil || len(got) != 0 {
+			t.Errorf("Logs: got %v, %v; want the store's (none)", got, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if asked != 0 || logs.Len() > 0 {
+			t.Errorf("got %d Loki queries, log %q; want none", asked, logs.String())
+		}
+	})
+	t.Run("invalid level: the store's error, Loki not asked", func(t *testing.T) {
+		r, _ := bareEngineReader(t)
+		r.loki = lokiAt(t, counting.URL)
+		if _, err := r.Logs(context.Background(), store.LogFilter{Level: "loud"}); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("Logs: got %v, want store.ErrInvalid", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if asked != 0 {
+			t.Errorf("got %d Loki queries, want none", asked)
+		}
+	})
 }
 
 // startWithEngines serves a control plane reading Loki at lokiURL and a
