@@ -116,7 +116,9 @@ func (h *Handler) listLogs(w http.ResponseWriter, r *http.Request) {
 	if limit == 0 {
 		limit = 100
 	}
-	if len(logs) == limit {
+	// A page holding lines only Loki had carries no store sequence
+	// numbers (Seq 0): it has no cursor to page on.
+	if len(logs) == limit && logs[len(logs)-1].Seq > 0 {
 		resp["next_before"] = logs[len(logs)-1].Seq
 	}
 	WriteJSON(w, http.StatusOK, resp)

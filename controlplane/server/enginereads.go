@@ -295,13 +295,7 @@ func mergeSummaries(local, remote []store.TraceSummary, limit int) []store.Trace
 		}
 	}
 	tracebackend.SortSummaries(merged)
-	switch {
-	case limit <= 0:
-		limit = store.DefaultTraceLimit
-	case limit > store.MaxLimit:
-		limit = store.MaxLimit
-	}
-	return merged[:min(len(merged), limit)]
+	return merged[:min(len(merged), store.TraceLimit(limit))]
 }
 
 // sortSpans orders spans by start, then span ID, as the store does.

@@ -275,6 +275,12 @@ func TestEngineLogSearch(t *testing.T) {
 			}
 		}
 	})
+	t.Run("API: a full page with Loki's lines has no cursor", func(t *testing.T) {
+		code, body := get(t, url+"/api/v1/logs?service=checkout&limit=2", viewer)
+		if code != 200 || strings.Contains(body, "next_before") {
+			t.Errorf("GET /api/v1/logs?service=checkout&limit=2: got %d %s, want 200 without next_before (Loki's lines have no Seq)", code, body)
+		}
+	})
 	t.Run("dashboard: Loki's line, no older page or live tail", func(t *testing.T) {
 		code, page := get(t, url+"/logs?service=checkout&limit=2", viewer)
 		if code != 200 {
