@@ -101,6 +101,15 @@ func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.Log
 	return recs, nil
 }
 
+// searchContext bounds a search's wait for an engine by searchWait.
+func (r *engineReader) searchContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	wait := r.searchWait
+	if wait <= 0 {
+		wait = defaultSearchWait
+	}
+	return context.WithTimeout(ctx, wait)
+}
+
 // searchLogs answers a log search without Seq cursors from Loki and the
 // store. Loki holds what every replica forwarded, this one's included,
 // so its answer is the complete one, except that it lags by the
@@ -125,11 +134,7 @@ func (r *engineReader) searchLogs(ctx context.Context, f store.LogFilter) ([]sto
 	if err != nil {
 		return nil, err
 	}
-	wait := r.searchWait
-	if wait <= 0 {
-		wait = defaultSearchWait
-	}
-	sctx, cancel := context.WithTimeout(ctx, wait)
+	sctx, cancel := r.searchContext(ctx)
 	defer cancel()
 	lf := f
 	lf.Limit = logLimit(f.Limit)
@@ -260,11 +265,7 @@ func (r *engineReader) Traces(ctx context.Context, f store.TraceFilter) ([]store
 	if err != nil || r.traces == nil {
 		return local, err
 	}
-	wait := r.searchWait
-	if wait <= 0 {
-		wait = defaultSearchWait
-	}
-	sctx, cancel := context.WithTimeout(ctx, wait)
+	sctx, cancel := r.searchContext(ctx)
 	defer cancel()
 	remote, err := r.traces.Search(sctx, f)
 	if err != nil && ctx.Err() != nil {
