@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -606,22 +607,31 @@ func deleteEntry(ctx context.Context, tx *sql.Tx, key string) error {
 	return nil
 }
 
-// index returns the ModifyIndex of key as last applied (0: unknown).
-func (s *Store) index(key string) uint64 {
+// versions is the ModifyIndex of every shared key as applied here
+// (missing: 0, unknown).
+type versions map[string]uint64
+
+// versions returns the applied indexes now. A change takes them before it
+// reads the rows it relies on: apply writes rows before it records their
+// indexes, so a row read afterwards is at least as new as its index here,
+// and a check on that index can never pass for a change the row read did
+// not see (it conflicts instead, and the change is built again).
+func (s *Store) versions() versions {
 	s.rep.mu.Lock()
 	defer s.rep.mu.Unlock()
-	return s.rep.known[key]
+	return maps.Clone(s.rep.known)
 }
 
 // mutate sends a change to the shared store: build computes the ops from
-// the local copy (nil: nothing to do), they are committed, and the local
-// copy is refreshed. On a conflict the local copy is refreshed and build
-// runs again, up to commitTries times.
-func (s *Store) mutate(ctx context.Context, what string, build func() ([]Op, error)) error {
+// the local copy (nil: nothing to do), checking the indexes v of the keys
+// it relies on (taken before it reads any row), they are committed, and
+// the local copy is refreshed. On a conflict the local copy is refreshed
+// and build runs again, up to commitTries times.
+func (s *Store) mutate(ctx context.Context, what string, build func(v versions) ([]Op, error)) error {
 	var err error
 	for range commitTries {
 		var ops []Op
-		ops, err = build()
+		ops, err = build(s.versions())
 		if err != nil || ops == nil {
 			return err
 		}

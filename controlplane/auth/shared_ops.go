@@ -16,7 +16,7 @@ import (
 
 func (s *Store) sharedCreateUser(ctx context.Context, name string, hash []byte, role Role) (User, error) {
 	var u User
-	err := s.mutate(ctx, "create user", func() ([]Op, error) {
+	err := s.mutate(ctx, "create user", func(v versions) ([]Op, error) {
 		if _, err := s.User(ctx, name); err == nil {
 			return nil, fmt.Errorf("%w: user %q", ErrExists, name)
 		}
@@ -35,9 +35,7 @@ func (s *Store) sharedCreateUser(ctx context.Context, name string, hash []byte, 
 // adminChecks guards the last enabled admin across replicas: it fails
 // with ErrLastAdmin when no other enabled admin exists here, else returns
 // ops checking that the others are unchanged when the change commits.
-func (s *Store) adminChecks(ctx context.Context, except string) ([]Op, error) {
-	// Read and closed before s.index: apply holds the index lock while it
-	// waits for the database's one connection.
+func (s *Store) adminChecks(ctx context.Context, except string, v versions) ([]Op, error) {
 	names, err := s.queryStrings(ctx, "count admins", `SELECT name FROM users WHERE role = 'admin' AND disabled = 0 AND name != ?`, except)
 	if err != nil {
 		return nil, err
@@ -46,7 +44,7 @@ func (s *Store) adminChecks(ctx context.Context, except string) ([]Op, error) {
 		return nil, ErrLastAdmin
 	}
 	// One other admin known unchanged is enough.
-	return []Op{{Verb: OpCheckIndex, Key: userKey(names[0]), Index: s.index(userKey(names[0]))}}, nil
+	return []Op{{Verb: OpCheckIndex, Key: userKey(names[0]), Index: v[userKey(names[0])]}}, nil
 }
 
 func (s *Store) userRecordOf(ctx context.Context, name string) (userRecord, error) {
@@ -68,7 +66,7 @@ func (s *Store) userRecordOf(ctx context.Context, name string) (userRecord, erro
 
 func (s *Store) sharedUpdateUser(ctx context.Context, name string, c UserChange, hash []byte) (User, error) {
 	var u User
-	err := s.mutate(ctx, "update user", func() ([]Op, error) {
+	err := s.mutate(ctx, "update user", func(v versions) ([]Op, error) {
 		var err error
 		if u, err = s.User(ctx, name); err != nil {
 			return nil, err
@@ -81,7 +79,7 @@ func (s *Store) sharedUpdateUser(ctx context.Context, name string, c UserChange,
 			((c.Role != nil && *c.Role != RoleAdmin) || (c.Disabled != nil && *c.Disabled))
 		var ops []Op
 		if losesAdmin {
-			if ops, err = s.adminChecks(ctx, name); err != nil {
+			if ops, err = s.adminChecks(ctx, name, v); err != nil {
 				return nil, err
 			}
 		}
@@ -97,7 +95,7 @@ func (s *Store) sharedUpdateUser(ctx context.Context, name string, c UserChange,
 		if hash != nil {
 			rec.Hash = string(hash)
 		}
-		ops = append(ops, Op{Verb: OpCAS, Key: userKey(name), Value: mustJSON(rec), Index: s.index(userKey(name))})
+		ops = append(ops, Op{Verb: OpCAS, Key: userKey(name), Value: mustJSON(rec), Index: v[userKey(name)]})
 		if hash != nil || u.Disabled {
 			// Every session of the user, including those this replica
 			// has not seen yet.
@@ -112,25 +110,25 @@ func (s *Store) sharedUpdateUser(ctx context.Context, name string, c UserChange,
 }
 
 func (s *Store) sharedDeleteUser(ctx context.Context, name string) error {
-	return s.mutate(ctx, "delete user", func() ([]Op, error) {
+	return s.mutate(ctx, "delete user", func(v versions) ([]Op, error) {
 		u, err := s.User(ctx, name)
 		if err != nil {
 			return nil, err
 		}
 		var ops []Op
 		if u.Role == RoleAdmin && !u.Disabled {
-			if ops, err = s.adminChecks(ctx, name); err != nil {
+			if ops, err = s.adminChecks(ctx, name, v); err != nil {
 				return nil, err
 			}
 		}
 		return append(ops,
-			Op{Verb: OpDeleteCAS, Key: userKey(name), Index: s.index(userKey(name))},
+			Op{Verb: OpDeleteCAS, Key: userKey(name), Index: v[userKey(name)]},
 			Op{Verb: OpDeleteTree, Key: userSessionsKey(name)}), nil
 	})
 }
 
 func (s *Store) sharedCreateSession(ctx context.Context, u User, sess Session) error {
-	return s.mutate(ctx, "create session", func() ([]Op, error) {
+	return s.mutate(ctx, "create session", func(v versions) ([]Op, error) {
 		cur, err := s.User(ctx, u.Name)
 		// A user changed since the caller read it (a new password, say,
 		// on another replica after this sign-in checked the old one) gets
@@ -142,7 +140,7 @@ func (s *Store) sharedCreateSession(ctx context.Context, u User, sess Session) e
 		return []Op{
 			// The user must be as this replica knows it: not disabled,
 			// deleted or given a new password meanwhile.
-			{Verb: OpCheckIndex, Key: userKey(u.Name), Index: s.index(userKey(u.Name))},
+			{Verb: OpCheckIndex, Key: userKey(u.Name), Index: v[userKey(u.Name)]},
 			{Verb: OpCAS, Key: sessionKey(u.Name, digest(sess.ID)), Value: mustJSON(rec)},
 		}, nil
 	})
@@ -164,7 +162,7 @@ func (s *Store) sessionUser(ctx context.Context, d []byte) (string, error) {
 func (s *Store) sharedDeleteSession(ctx context.Context, id string) error {
 	d := digest(id)
 	refreshed := false
-	return s.mutate(ctx, "delete session", func() ([]Op, error) {
+	return s.mutate(ctx, "delete session", func(v versions) ([]Op, error) {
 		user, err := s.sessionUser(ctx, d)
 		if err != nil {
 			return nil, err
@@ -200,6 +198,7 @@ func (s *Store) SweepSessions(ctx context.Context) (int, error) {
 		n, _ := res.RowsAffected()
 		return int(n), nil
 	}
+	v := s.versions() // before the rows: see versions
 	rows, err := s.db.QueryContext(ctx, `SELECT id_hash, user FROM sessions WHERE seen_ns < ? OR created_ns < ?`, idle, absolute)
 	if err != nil {
 		return 0, fmt.Errorf("auth: sweep sessions: %w", err)
@@ -224,7 +223,7 @@ func (s *Store) SweepSessions(ctx context.Context) (int, error) {
 	for _, k := range keys {
 		// Check-and-set: a session another replica saw again meanwhile
 		// (a newer last-seen time) is kept.
-		err := s.rep.shared.Commit(ctx, []Op{{Verb: OpDeleteCAS, Key: k, Index: s.index(k)}})
+		err := s.rep.shared.Commit(ctx, []Op{{Verb: OpDeleteCAS, Key: k, Index: v[k]}})
 		switch {
 		case err == nil:
 			n++
@@ -240,8 +239,8 @@ func (s *Store) SweepSessions(ctx context.Context) (int, error) {
 }
 
 func (s *Store) sharedCreateToken(ctx context.Context, t *Token, secret string, newID func() string) error {
-	return s.mutate(ctx, "create token", func() ([]Op, error) {
-		if s.index(tokenKey(t.ID)) != 0 {
+	return s.mutate(ctx, "create token", func(v versions) ([]Op, error) {
+		if v[tokenKey(t.ID)] != 0 {
 			t.ID = newID()
 		}
 		rec := tokenRecord{
@@ -254,24 +253,23 @@ func (s *Store) sharedCreateToken(ctx context.Context, t *Token, secret string, 
 
 func (s *Store) sharedRevokeToken(ctx context.Context, id string) (Token, error) {
 	var t Token
-	err := s.mutate(ctx, "revoke token", func() ([]Op, error) {
+	err := s.mutate(ctx, "revoke token", func(v versions) ([]Op, error) {
 		var err error
 		t, err = scanToken(s.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id = ?`, id))
 		if err != nil || !t.Active() {
 			return nil, err
 		}
 		now := s.now().UTC()
-		v, err := s.tokenValue(ctx, id)
+		cur, err := s.tokenValue(ctx, id)
 		if err != nil {
 			return nil, err
 		}
 		var rec tokenRecord
-		if err := json.Unmarshal(v, &rec); err != nil {
+		if err := json.Unmarshal(cur, &rec); err != nil {
 			return nil, fmt.Errorf("auth: revoke token: %w", err)
 		}
 		rec.RevokedNS, t.Revoked = now.UnixNano(), now
-		v = mustJSON(rec)
-		return []Op{{Verb: OpCAS, Key: tokenKey(id), Value: v, Index: s.index(tokenKey(id))}}, nil
+		return []Op{{Verb: OpCAS, Key: tokenKey(id), Value: mustJSON(rec), Index: v[tokenKey(id)]}}, nil
 	})
 	if err != nil {
 		return Token{}, err
