@@ -35,8 +35,8 @@ type engineReader struct {
 	loki   *loki.Client
 	traces *tracebackend.Reader
 	s      *Server
-	// searchWait bounds trace and log search's wait for the trace
-	// backend and Loki; 0 means defaultSearchWait.
+	// searchWait bounds every read's wait for the trace backend and Loki
+	// (searches and a request's logs); 0 means defaultSearchWait.
 	searchWait time.Duration
 }
 
@@ -90,7 +90,9 @@ func (r *engineReader) Logs(ctx context.Context, f store.LogFilter) ([]store.Log
 			lf.Until = start.Add(loki.DefaultWindowAfter)
 		}
 	}
-	recs, err := r.loki.Logs(ctx, lf)
+	sctx, cancel := r.searchContext(ctx)
+	defer cancel()
+	recs, err := r.loki.Logs(sctx, lf)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err() // the reader went away; Loki did not fail
 	}

@@ -654,6 +654,24 @@ func TestEngineTraceSearchSlowBackend(t *testing.T) {
 	}
 }
 
+// TestEngineReadsSlowLoki: a Loki that does not answer a request's logs
+// in time leaves them to the store, with a warning.
+func TestEngineReadsSlowLoki(t *testing.T) {
+	r, logs := bareEngineReader(t)
+	lc, err := loki.NewClient(loki.ClientConfig{URL: hangingServer(t).URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.loki, r.searchWait = lc, 50*time.Millisecond
+	got, err := r.Logs(context.Background(), store.LogFilter{RequestID: "req-1"})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Logs: got %v, %v; want the store's (none), no error", got, err)
+	}
+	if !strings.Contains(logs.String(), "loki query failed") {
+		t.Errorf("log: got %q, want Loki's failure", logs.String())
+	}
+}
+
 // hangingServer answers nothing until the caller gives up.
 func hangingServer(t *testing.T) *httptest.Server {
 	t.Helper()
