@@ -234,7 +234,9 @@ func (r *engineReader) Trace(ctx context.Context, traceID string) ([]store.Span,
 	if r.traces == nil {
 		return local, lerr
 	}
-	remote, rerr := r.traces.Trace(ctx, traceID)
+	tctx, cancel := r.searchContext(ctx)
+	defer cancel()
+	remote, rerr := r.traces.Trace(tctx, traceID)
 	if rerr != nil && !errors.Is(rerr, store.ErrNotFound) && ctx.Err() == nil {
 		r.s.cfg.Logger.Warn("server: trace backend read failed; answering from the store", "trace_id", traceID, "err", rerr)
 	}

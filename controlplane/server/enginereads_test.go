@@ -672,6 +672,19 @@ func TestEngineReadsSlowLoki(t *testing.T) {
 	}
 }
 
+// TestEngineTraceSlowBackend: a trace backend that does not answer in
+// time leaves a trace to the store, with a warning.
+func TestEngineTraceSlowBackend(t *testing.T) {
+	r, logs := bareEngineReader(t)
+	r.traces, r.searchWait = traceBackendAt(t, hangingServer(t).URL), 50*time.Millisecond
+	if _, err := r.Trace(context.Background(), "4bf92f3577b34da6a3ce929d0e0e4736"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Trace: got %v, want the store's ErrNotFound", err)
+	}
+	if !strings.Contains(logs.String(), "trace backend read failed") {
+		t.Errorf("log: got %q, want the backend's failure", logs.String())
+	}
+}
+
 // hangingServer answers nothing until the caller gives up.
 func hangingServer(t *testing.T) *httptest.Server {
 	t.Helper()
