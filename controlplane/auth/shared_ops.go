@@ -75,22 +75,14 @@ func (s *Store) sharedUpdateUser(ctx context.Context, name string, c UserChange,
 		if err != nil {
 			return nil, err
 		}
-		losesAdmin := u.Role == RoleAdmin && !u.Disabled &&
-			((c.Role != nil && *c.Role != RoleAdmin) || (c.Disabled != nil && *c.Disabled))
 		var ops []Op
-		if losesAdmin {
+		if c.takesAdmin(u) {
 			if ops, err = s.adminChecks(ctx, name, v); err != nil {
 				return nil, err
 			}
 		}
 		now := s.now().UTC()
-		if c.Role != nil {
-			u.Role = *c.Role
-		}
-		if c.Disabled != nil {
-			u.Disabled = *c.Disabled
-		}
-		u.Updated = now
+		u = c.applyTo(u, now)
 		rec.Role, rec.Disabled, rec.UpdatedNS = string(u.Role), u.Disabled, now.UnixNano()
 		if hash != nil {
 			rec.Hash = string(hash)

@@ -203,6 +203,24 @@ type UserChange struct {
 	Password *string
 }
 
+// takesAdmin reports whether c leaves u, an enabled admin, no longer one.
+func (c UserChange) takesAdmin(u User) bool {
+	return u.Role == RoleAdmin && !u.Disabled &&
+		((c.Role != nil && *c.Role != RoleAdmin) || (c.Disabled != nil && *c.Disabled))
+}
+
+// applyTo returns u with c's role and disabled flag, updated at now.
+func (c UserChange) applyTo(u User, now time.Time) User {
+	if c.Role != nil {
+		u.Role = *c.Role
+	}
+	if c.Disabled != nil {
+		u.Disabled = *c.Disabled
+	}
+	u.Updated = now
+	return u
+}
+
 // UpdateUser applies c to the user. A new password or disabling the user
 // ends every session of that user. It refuses to leave no enabled admin.
 func (s *Store) UpdateUser(ctx context.Context, name string, c UserChange) (User, error) {
@@ -222,26 +240,19 @@ func (s *Store) UpdateUser(ctx context.Context, name string, c UserChange) (User
 	if s.rep != nil {
 		return s.sharedUpdateUser(ctx, name, c, hash)
 	}
-	losesAdmin := u.Role == RoleAdmin && !u.Disabled &&
-		((c.Role != nil && *c.Role != RoleAdmin) || (c.Disabled != nil && *c.Disabled))
+	takesAdmin := c.takesAdmin(u)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return User{}, fmt.Errorf("auth: update user: %w", err)
 	}
 	defer tx.Rollback()
-	if losesAdmin {
+	if takesAdmin {
 		if err := lastAdminGuard(ctx, tx, name); err != nil {
 			return User{}, err
 		}
 	}
 	now := s.now().UTC()
-	if c.Role != nil {
-		u.Role = *c.Role
-	}
-	if c.Disabled != nil {
-		u.Disabled = *c.Disabled
-	}
-	u.Updated = now
+	u = c.applyTo(u, now)
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET role = ?, disabled = ?, updated_ns = ? WHERE name = ?`,
 		string(u.Role), u.Disabled, now.UnixNano(), name); err != nil {
 		return User{}, fmt.Errorf("auth: update user: %w", err)
