@@ -487,27 +487,6 @@ func startWithEngines(t *testing.T, lokiURL, jaegerURL string) (url, viewer stri
 	return "http://" + ln.Addr().String(), apiToken(t, srv, auth.RoleViewer)
 }
 
-// TestEngineReadsClientGone: a reader that went away while Loki was being
-// asked is not a Loki failure: nothing is logged and the store is not
-// asked in its place.
-func TestEngineReadsClientGone(t *testing.T) {
-	r, logs := bareEngineReader(t)
-	lc, err := loki.NewClient(loki.ClientConfig{URL: hangingServer(t).URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.loki = lc
-
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := r.Logs(ctx, store.LogFilter{RequestID: "req-1"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Logs: got %v, want the caller's deadline", err)
-	}
-	if logs.Len() > 0 {
-		t.Errorf("log: got %q, want nothing (Loki did not fail)", logs.String())
-	}
-}
-
 // TestEngineTraceSearch: with a Jaeger configured, trace search in the
 // JSON API and the dashboard lists the store's traces and the ones only
 // Jaeger knows (spans another replica received), each trace once, the
@@ -622,66 +601,104 @@ func TestEngineTraceSearch(t *testing.T) {
 	}
 }
 
-// TestEngineTraceSearchClientGone: a reader that went away while the
-// trace backend was being searched is not a backend failure: nothing is
-// logged.
-func TestEngineTraceSearchClientGone(t *testing.T) {
-	r, logs := bareEngineReader(t)
-	r.traces = traceBackendAt(t, hangingServer(t).URL)
+// engineRead is one read of an engineReader whose engine never answers:
+// a request's logs from Loki, a trace search or one trace from the
+// trace backend.
+type engineRead struct {
+	name    string
+	engine  func(t *testing.T, r *engineReader, url string) // points r's engine at url
+	read    func(ctx context.Context, r *engineReader) error
+	failLog string // the warning when the engine fails
+	// callerErr: when the caller goes away, the read returns its error
+	// (one trace answers from the store instead).
+	callerErr bool
+}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	if _, err := r.Traces(ctx, store.TraceFilter{Service: "checkout"}); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Traces: got %v, want the caller's deadline", err)
+var engineReads = []engineRead{
+	{
+		name: "logs of a request from Loki",
+		engine: func(t *testing.T, r *engineReader, url string) {
+			lc, err := loki.NewClient(loki.ClientConfig{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.loki = lc
+		},
+		read: func(ctx context.Context, r *engineReader) error {
+			got, err := r.Logs(ctx, store.LogFilter{RequestID: "req-1"})
+			return storeAnswer(len(got), err)
+		},
+		failLog:   "loki query failed",
+		callerErr: true,
+	},
+	{
+		name:   "trace search",
+		engine: func(t *testing.T, r *engineReader, url string) { r.traces = traceBackendAt(t, url) },
+		read: func(ctx context.Context, r *engineReader) error {
+			got, err := r.Traces(ctx, store.TraceFilter{Service: "checkout"})
+			return storeAnswer(len(got), err)
+		},
+		failLog:   "trace backend search failed",
+		callerErr: true,
+	},
+	{
+		name:   "one trace",
+		engine: func(t *testing.T, r *engineReader, url string) { r.traces = traceBackendAt(t, url) },
+		read: func(ctx context.Context, r *engineReader) error {
+			_, err := r.Trace(ctx, "4bf92f3577b34da6a3ce929d0e0e4736")
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // the empty store's answer
+			}
+			return err
+		},
+		failLog: "trace backend read failed",
+	},
+}
+
+// storeAnswer is nil for the empty store's answer to a read: nothing.
+func storeAnswer(n int, err error) error {
+	if err == nil && n != 0 {
+		return fmt.Errorf("%d rows from an empty store", n)
 	}
-	if logs.Len() > 0 {
-		t.Errorf("log: got %q, want nothing (the backend did not fail)", logs.String())
+	return err
+}
+
+// TestEngineReadsCallerGone: a reader that went away while an engine was
+// being asked is not the engine's failure: nothing is logged and the
+// store is not asked in its place.
+func TestEngineReadsCallerGone(t *testing.T) {
+	for _, tt := range engineReads {
+		t.Run(tt.name, func(t *testing.T) {
+			r, logs := bareEngineReader(t)
+			tt.engine(t, r, hangingServer(t).URL)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if err := tt.read(ctx, r); tt.callerErr && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("got %v, want the caller's deadline", err)
+			}
+			if logs.Len() > 0 {
+				t.Errorf("log: got %q, want nothing (the engine did not fail)", logs.String())
+			}
+		})
 	}
 }
 
-// TestEngineTraceSearchSlowBackend: a trace backend that does not answer
-// in time leaves the search to the store, with a warning, instead of
-// holding the page.
-func TestEngineTraceSearchSlowBackend(t *testing.T) {
-	r, logs := bareEngineReader(t)
-	r.traces, r.searchWait = traceBackendAt(t, hangingServer(t).URL), 50*time.Millisecond
-	got, err := r.Traces(context.Background(), store.TraceFilter{Service: "checkout"})
-	if err != nil || len(got) != 0 {
-		t.Errorf("Traces: got %v, %v; want the store's (none), no error", got, err)
-	}
-	if !strings.Contains(logs.String(), "trace backend search failed") {
-		t.Errorf("log: got %q, want the backend's failure", logs.String())
-	}
-}
-
-// TestEngineReadsSlowLoki: a Loki that does not answer a request's logs
-// in time leaves them to the store, with a warning.
-func TestEngineReadsSlowLoki(t *testing.T) {
-	r, logs := bareEngineReader(t)
-	lc, err := loki.NewClient(loki.ClientConfig{URL: hangingServer(t).URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.loki, r.searchWait = lc, 50*time.Millisecond
-	got, err := r.Logs(context.Background(), store.LogFilter{RequestID: "req-1"})
-	if err != nil || len(got) != 0 {
-		t.Errorf("Logs: got %v, %v; want the store's (none), no error", got, err)
-	}
-	if !strings.Contains(logs.String(), "loki query failed") {
-		t.Errorf("log: got %q, want Loki's failure", logs.String())
-	}
-}
-
-// TestEngineTraceSlowBackend: a trace backend that does not answer in
-// time leaves a trace to the store, with a warning.
-func TestEngineTraceSlowBackend(t *testing.T) {
-	r, logs := bareEngineReader(t)
-	r.traces, r.searchWait = traceBackendAt(t, hangingServer(t).URL), 50*time.Millisecond
-	if _, err := r.Trace(context.Background(), "4bf92f3577b34da6a3ce929d0e0e4736"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Trace: got %v, want the store's ErrNotFound", err)
-	}
-	if !strings.Contains(logs.String(), "trace backend read failed") {
-		t.Errorf("log: got %q, want the backend's failure", logs.String())
+// TestEngineReadsSlowEngine: an engine that does not answer in time
+// leaves the read to the store, with a warning, instead of holding the
+// page.
+func TestEngineReadsSlowEngine(t *testing.T) {
+	for _, tt := range engineReads {
+		t.Run(tt.name, func(t *testing.T) {
+			r, logs := bareEngineReader(t)
+			tt.engine(t, r, hangingServer(t).URL)
+			r.searchWait = 50 * time.Millisecond
+			if err := tt.read(context.Background(), r); err != nil {
+				t.Errorf("got %v, want the store's answer (nothing), no error", err)
+			}
+			if !strings.Contains(logs.String(), tt.failLog) {
+				t.Errorf("log: got %q, want %q", logs.String(), tt.failLog)
+			}
+		})
 	}
 }
 
