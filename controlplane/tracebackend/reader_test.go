@@ -164,15 +164,7 @@ func TestReaderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
-			}))
-			defer srv.Close()
-			r, err := NewReader(ReaderConfig{Kind: tt.kind, URL: srv.URL})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := readerAnswering(t, tt.kind, tt.status, tt.body)
 			if _, err := r.Trace(context.Background(), tt.id); !errors.Is(err, tt.wantErr) {
 				t.Errorf("got %v, want %v", err, tt.wantErr)
 			}
@@ -196,4 +188,20 @@ func TestNewReaderRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readerAnswering is a Reader of kind whose backend answers every
+// request with status and body.
+func readerAnswering(t *testing.T, kind Kind, status int, body string) *Reader {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	r, err := NewReader(ReaderConfig{Kind: kind, URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

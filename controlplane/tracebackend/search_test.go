@@ -189,15 +189,7 @@ func TestSearchErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
-			}))
-			defer srv.Close()
-			r, err := NewReader(ReaderConfig{Kind: tt.kind, URL: srv.URL})
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := readerAnswering(t, tt.kind, tt.status, tt.body)
 			sums, err := r.Search(context.Background(), store.TraceFilter{Service: "orders"})
 			if !errors.Is(err, ErrRead) || sums != nil {
 				t.Errorf("got %v, %v, want nil and %v", sums, err, ErrRead)
