@@ -101,6 +101,14 @@ func formatAge(now, t time.Time) string {
 	}
 }
 
+// formatPeriod renders a length of time in whole seconds or minutes.
+func formatPeriod(d time.Duration) string {
+	if d < time.Minute {
+		return strconv.Itoa(int(d.Seconds())) + " s"
+	}
+	return strconv.Itoa(int(d.Minutes())) + " min"
+}
+
 func formatClock(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
 func formatStamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000") }

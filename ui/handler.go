@@ -456,7 +456,7 @@ func (h *Handler) serviceMap(w http.ResponseWriter, r *http.Request) {
 	if label == "" {
 		label = "15m"
 	}
-	h.render(w, r, http.StatusOK, h.meta(r, "Service map", "map"), mapView(newServiceMap(edges, window), label))
+	h.render(w, r, http.StatusOK, h.meta(r, "Service map", "map"), mapView(newServiceMap(edges, now.Add(-window), now), label))
 }
 
 // search resolves the header search box: a request ID goes to the trace of

@@ -214,4 +214,6 @@ type Edge struct {
 	Callee   string
 	Requests int64
 	Errors   int64
+	// First is when the earliest of these calls started (zero: unknown).
+	First time.Time
 }

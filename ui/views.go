@@ -208,12 +208,21 @@ type serviceMap struct {
 	Edges         []mapEdge
 	Width, Height float64
 	Window        time.Duration
+	// Over is the time the rates are averaged over: the window, or less
+	// when the window's earliest call is younger (a store that started a
+	// minute ago has a minute of calls, not fifteen).
+	Over time.Duration
 }
 
+// Partial reports whether the rates cover less than the window.
+func (m serviceMap) Partial() bool { return m.Over < m.Window }
+
 // newServiceMap lays services out in columns by call depth: callers on
-// the left, callees to their right.
-func newServiceMap(edges []Edge, window time.Duration) serviceMap {
-	m := serviceMap{Window: window}
+// the left, callees to their right. Its rates are per second over
+// [since, until), or from the earliest call on when that is later.
+func newServiceMap(edges []Edge, since, until time.Time) serviceMap {
+	m := serviceMap{Window: until.Sub(since)}
+	m.Over = ratePeriod(edges, since, until)
 	edges = slices.Clone(edges)
 	slices.SortFunc(edges, func(a, b Edge) int {
 		return cmp.Or(cmp.Compare(a.Caller, b.Caller), cmp.Compare(a.Callee, b.Callee))
@@ -255,7 +264,7 @@ func newServiceMap(edges []Edge, window time.Duration) serviceMap {
 	}
 	m.Width = 2*mapMargin + float64(maxLayer)*mapColumnGap + mapNodeWidth
 	m.Height = 2*mapMargin + float64(max(maxRows-1, 0))*mapRowGap + mapNodeHeight + 20
-	secs := window.Seconds()
+	secs := m.Over.Seconds()
 	for _, e := range edges {
 		a, b := pos[e.Caller], pos[e.Callee]
 		x1, y1 := a.X+mapNodeWidth, a.Y+mapNodeHeight/2
@@ -283,6 +292,27 @@ func newServiceMap(edges []Edge, window time.Duration) serviceMap {
 		m.Edges = append(m.Edges, me)
 	}
 	return m
+}
+
+// minRatePeriod keeps a map of a few calls made just now from showing
+// rates over a few milliseconds.
+const minRatePeriod = 10 * time.Second
+
+// ratePeriod is how long the edges' calls were counted over: until minus
+// the later of since and the earliest call (edges without First do not
+// narrow it), at least minRatePeriod unless the window is shorter.
+func ratePeriod(edges []Edge, since, until time.Time) time.Duration {
+	start := time.Time{}
+	for _, e := range edges {
+		if !e.First.IsZero() && (start.IsZero() || e.First.Before(start)) {
+			start = e.First
+		}
+	}
+	if start.IsZero() || start.Before(since) {
+		start = since
+	}
+	window := until.Sub(since)
+	return min(window, max(until.Sub(start), minRatePeriod))
 }
 
 // sortRoutes returns routes ordered by one column.

@@ -105,7 +105,7 @@ func TestServiceMapLayout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newServiceMap(tt.edges, 5*time.Minute)
+			m := newServiceMap(tt.edges, testNow.Add(-5*time.Minute), testNow)
 			for _, n := range m.Nodes {
 				if want, ok := tt.wantX[n.Name]; ok && n.X != want {
 					t.Errorf("%s x: got %.0f, want %.0f", n.Name, n.X, want)
@@ -119,9 +119,40 @@ func TestServiceMapLayout(t *testing.T) {
 			}
 		})
 	}
-	m := newServiceMap([]Edge{{Caller: "a", Callee: "b", Requests: 600, Errors: 60}}, 5*time.Minute)
-	if e := m.Edges[0]; e.RequestsPerSec != 2 || e.ErrorRate != 0.1 {
-		t.Errorf("rates: got %v req/s %v errors, want 2 and 0.1", e.RequestsPerSec, e.ErrorRate)
+	m := newServiceMap([]Edge{{Caller: "a", Callee: "b", Requests: 600, Errors: 60}}, testNow.Add(-5*time.Minute), testNow)
+	if e := m.Edges[0]; e.RequestsPerSec != 2 || e.ErrorRate != 0.1 || m.Partial() {
+		t.Errorf("rates: got %v req/s %v errors (partial %v), want 2 and 0.1 over the window", e.RequestsPerSec, e.ErrorRate, m.Partial())
+	}
+}
+
+// A store that holds a minute of calls averages over that minute, not
+// over the whole window: the demo's map right after it starts.
+func TestServiceMapRatesOverTheCallsSeen(t *testing.T) {
+	since, until := testNow.Add(-15*time.Minute), testNow
+	tests := []struct {
+		name     string
+		edges    []Edge
+		wantOver time.Duration
+	}{
+		{"calls from before the window", []Edge{{Caller: "a", Callee: "b", Requests: 90, First: since.Add(-time.Hour)}}, 15 * time.Minute},
+		{"first call a minute ago", []Edge{{Caller: "a", Callee: "b", Requests: 600, First: until.Add(-time.Minute)}, {Caller: "b", Callee: "c", Requests: 60, First: until.Add(-30 * time.Second)}}, time.Minute},
+		{"a call just now", []Edge{{Caller: "a", Callee: "b", Requests: 1, First: until.Add(-time.Millisecond)}}, minRatePeriod},
+		{"first unknown", []Edge{{Caller: "a", Callee: "b", Requests: 90}}, 15 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newServiceMap(tt.edges, since, until)
+			if m.Over != tt.wantOver {
+				t.Fatalf("over: got %v, want %v", m.Over, tt.wantOver)
+			}
+			want := float64(tt.edges[0].Requests) / tt.wantOver.Seconds()
+			if got := m.Edges[0].RequestsPerSec; got != want {
+				t.Errorf("req/s: got %v, want %v", got, want)
+			}
+			if m.Partial() != (tt.wantOver < 15*time.Minute) {
+				t.Errorf("partial: got %v", m.Partial())
+			}
+		})
 	}
 }
 

@@ -55,10 +55,13 @@ func foldEdges(es []store.Edge, max int) []ui.Edge {
 		if i, ok := merged[p]; ok {
 			out[i].Requests += e.Requests
 			out[i].Errors += e.Errors
+			if e.First.Before(out[i].First) {
+				out[i].First = e.First
+			}
 			continue
 		}
 		merged[p] = len(out)
-		out = append(out, ui.Edge{Caller: p.caller, Callee: p.callee, Requests: e.Requests, Errors: e.Errors})
+		out = append(out, ui.Edge{Caller: p.caller, Callee: p.callee, Requests: e.Requests, Errors: e.Errors, First: e.First})
 	}
 	return out
 }

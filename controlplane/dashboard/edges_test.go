@@ -3,18 +3,21 @@ package dashboard
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
 func TestFoldEdges(t *testing.T) {
+	first := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	shop := []store.Edge{
 		{Caller: "gateway", Callee: "orders", Requests: 100, Errors: 1},
 		{Caller: "orders", Callee: "payments", Requests: 50},
 	}
 	var flood []store.Edge
 	for i := range 1000 {
-		flood = append(flood, store.Edge{Caller: fmt.Sprintf("svc-%d", i), Callee: "orders", Requests: 1, Errors: 1})
+		flood = append(flood, store.Edge{Caller: fmt.Sprintf("svc-%d", i), Callee: "orders", Requests: 1, Errors: 1,
+			First: first.Add(time.Duration(1000-i) * time.Second)})
 	}
 	tests := []struct {
 		name      string
@@ -37,6 +40,11 @@ func TestFoldEdges(t *testing.T) {
 				total += e.Requests
 				if e.Caller == OtherService || e.Callee == OtherService {
 					other += e.Requests
+					// The folded edge's earliest call is its earliest
+					// member's: svc-999's, a second after first.
+					if want := first.Add(time.Second); !e.First.Equal(want) {
+						t.Errorf("folded edge's first call: got %v, want %v", e.First, want)
+					}
 				}
 			}
 			for _, e := range tt.edges {

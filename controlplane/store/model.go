@@ -100,6 +100,8 @@ type Edge struct {
 	Callee   string `json:"callee"`
 	Requests int64  `json:"requests"`
 	Errors   int64  `json:"errors"`
+	// First is when the earliest of these calls started.
+	First time.Time `json:"first"`
 }
 
 // Stats describes the store for /metrics and the dashboard.

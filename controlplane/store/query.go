@@ -302,7 +302,8 @@ const childGrace = 15 * time.Second
 // peer.service or server.address attribute, once the client span is
 // older than childGrace (a call to a service without an agent). A call is
 // an error when the client span or the server span has error status, or
-// the client saw an HTTP status >= 500. Ordered by caller, then callee.
+// the client saw an HTTP status >= 500. First is the earliest call's
+// start. Ordered by caller, then callee.
 func (s *Store) Edges(ctx context.Context, since, until time.Time) ([]Edge, error) {
 	var c conds
 	c.add("(s.span_id IS NOT NULL OR c.start_ns < ?)", s.opts.Now().Add(-childGrace).UnixNano())
@@ -318,7 +319,8 @@ func (s *Store) Edges(ctx context.Context, since, until time.Time) ([]Edge, erro
 	q := `SELECT c.service AS caller,
 			COALESCE(s.service, json_extract(c.attrs, '$."peer.service"'), json_extract(c.attrs, '$."server.address"')) AS callee,
 			COUNT(*),
-			SUM(CASE WHEN c.status = 'error' OR c.http_status >= 500 OR s.status = 'error' THEN 1 ELSE 0 END)
+			SUM(CASE WHEN c.status = 'error' OR c.http_status >= 500 OR s.status = 'error' THEN 1 ELSE 0 END),
+			MIN(c.start_ns)
 		FROM traces t
 		JOIN spans c ON c.trace_key = t.id
 		LEFT JOIN spans s ON s.trace_key = c.trace_key AND s.parent_id = c.span_id
@@ -334,9 +336,11 @@ func (s *Store) Edges(ctx context.Context, since, until time.Time) ([]Edge, erro
 	var out []Edge
 	for rows.Next() {
 		var e Edge
-		if err := rows.Scan(&e.Caller, &e.Callee, &e.Requests, &e.Errors); err != nil {
+		var first int64
+		if err := rows.Scan(&e.Caller, &e.Callee, &e.Requests, &e.Errors, &first); err != nil {
 			return nil, fmt.Errorf("store: edges: %w", err)
 		}
+		e.First = fromNanos(first)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

@@ -196,15 +196,15 @@ func TestEdges(t *testing.T) {
 		want         []Edge
 	}{
 		{"all", time.Time{}, time.Time{}, []Edge{
-			{Caller: "gateway", Callee: "orders", Requests: 2, Errors: 1},
-			{Caller: "orders", Callee: "inventory", Requests: 2, Errors: 1},
-			{Caller: "orders", Callee: "payments", Requests: 2, Errors: 0},
-			{Caller: "payments", Callee: "psp.example", Requests: 1, Errors: 1},
+			{Caller: "gateway", Callee: "orders", Requests: 2, Errors: 1, First: t0.Add(time.Millisecond)},
+			{Caller: "orders", Callee: "inventory", Requests: 2, Errors: 1, First: t0.Add(14 * time.Millisecond)},
+			{Caller: "orders", Callee: "payments", Requests: 2, Errors: 0, First: t0.Add(3 * time.Millisecond)},
+			{Caller: "payments", Callee: "psp.example", Requests: 1, Errors: 1, First: t0.Add(2 * time.Second)},
 		}},
 		{"window", t0.Add(500 * time.Millisecond), t0.Add(1500 * time.Millisecond), []Edge{
-			{Caller: "gateway", Callee: "orders", Requests: 1, Errors: 1},
-			{Caller: "orders", Callee: "inventory", Requests: 1, Errors: 1},
-			{Caller: "orders", Callee: "payments", Requests: 1, Errors: 0},
+			{Caller: "gateway", Callee: "orders", Requests: 1, Errors: 1, First: t0.Add(1001 * time.Millisecond)},
+			{Caller: "orders", Callee: "inventory", Requests: 1, Errors: 1, First: t0.Add(1014 * time.Millisecond)},
+			{Caller: "orders", Callee: "payments", Requests: 1, Errors: 0, First: t0.Add(1003 * time.Millisecond)},
 		}},
 		{"empty window", t0.Add(time.Hour), time.Time{}, nil},
 	}
@@ -255,7 +255,7 @@ func TestEdgesWaitForTheCalleesSpan(t *testing.T) {
 		t.Errorf("before the callee's spans arrive: got %+v, want no edge", got)
 	}
 	mustWriteSpans(t, s, calleeSide)
-	if got := edges(); len(got) == 0 || got[0] != (Edge{Caller: "gateway", Callee: "orders", Requests: 1}) {
+	if got := edges(); len(got) == 0 || got[0] != (Edge{Caller: "gateway", Callee: "orders", Requests: 1, First: now.Add(-time.Second + time.Millisecond)}) {
 		t.Errorf("after: got %+v, want gateway -> orders first", got)
 	}
 	now = now.Add(childGrace)
@@ -270,7 +270,7 @@ func TestEdgesWaitForTheCalleesSpan(t *testing.T) {
 	now = now.Add(childGrace)
 	found := false
 	for _, e := range edges() {
-		found = found || e == (Edge{Caller: "payments", Callee: "psp.example", Requests: 1})
+		found = found || e == (Edge{Caller: "payments", Callee: "psp.example", Requests: 1, First: ext.Start})
 	}
 	if !found {
 		t.Errorf("after %s: got %+v, want payments -> psp.example", childGrace, edges())
