@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -48,10 +49,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	a := t.a
 	method := normalizeMethod(req.Method)
-	host := req.URL.Host
-	if req.Host != "" {
-		host = req.Host
-	}
 	target, instances := a.endpoints.resolve(req.URL.Host)
 	var rules *outboundRules
 	if cp := a.pol.current.Load(); cp != nil {
@@ -67,13 +64,19 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	requestID := RequestID(ctx)
-	ctx, span := a.tracer.Start(ctx, "HTTP "+method+" "+host,
+	// Named by method alone, as OpenTelemetry's HTTP conventions ask:
+	// a name with the peer's address would give trace backends one
+	// operation per host and port. The peer is in server.address/port.
+	ctx, span := a.tracer.Start(ctx, method,
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(
 			attribute.String("http.request.method", method),
 			attribute.String("server.address", req.URL.Hostname()),
 			attribute.String("url.full", redactedURL(req)),
 		))
+	if port := urlPort(req.URL); port > 0 {
+		span.SetAttributes(attribute.Int("server.port", port))
+	}
 	if requestID != "" {
 		span.SetAttributes(attribute.String(wire.AttrRequestID, requestID))
 	}
@@ -273,4 +276,22 @@ func (b *spanBody) end(err error) {
 		b.span.End()
 		b.cancel()
 	})
+}
+
+// urlPort is u's port, or the scheme's default; 0 when neither is known.
+func urlPort(u *url.URL) int {
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return 0
+		}
+		return n
+	}
+	switch u.Scheme {
+	case "http":
+		return 80
+	case "https":
+		return 443
+	}
+	return 0
 }

@@ -5,12 +5,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -89,9 +92,17 @@ func TestTransportPropagation(t *testing.T) {
 			if cs.SpanKind() != trace.SpanKindClient {
 				t.Fatalf("first ended span kind: got %v, want client", cs.SpanKind())
 			}
-			host := strings.TrimPrefix(down.URL, "http://")
-			if want := "HTTP GET " + host; cs.Name() != want {
-				t.Errorf("client span name: got %q, want %q", cs.Name(), want)
+			if cs.Name() != "GET" {
+				t.Errorf("client span name: got %q, want GET", cs.Name())
+			}
+			u, _ := url.Parse(down.URL)
+			port, _ := strconv.Atoi(u.Port())
+			attrs := attribute.NewSet(cs.Attributes()...)
+			if v, _ := attrs.Value("server.address"); v.AsString() != u.Hostname() {
+				t.Errorf("server.address: got %q, want %q", v.AsString(), u.Hostname())
+			}
+			if v, _ := attrs.Value("server.port"); v.AsInt64() != int64(port) {
+				t.Errorf("server.port: got %d, want %d", v.AsInt64(), port)
 			}
 			if cs.Parent().SpanID() != server.SpanContext().SpanID() {
 				t.Errorf("client parent: got %s, want server span %s", cs.Parent().SpanID(), server.SpanContext().SpanID())
@@ -153,5 +164,23 @@ func TestTransportTimeout(t *testing.T) {
 	spans := rec.Ended()
 	if len(spans) != 1 || spans[0].Status().Code != codes.Error {
 		t.Errorf("spans: got %d, want 1 with error status", len(spans))
+	}
+}
+
+func TestURLPort(t *testing.T) {
+	for raw, want := range map[string]int{
+		"http://orders:8080/x": 8080,
+		"http://orders/x":      80,
+		"https://psp.example/": 443,
+		"ftp://files/":         0,
+		"http://orders:0/":     0,
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := urlPort(u); got != want {
+			t.Errorf("urlPort(%s): got %d, want %d", raw, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -57,7 +58,10 @@ func sparkY(v, peak int64) float64 {
 
 // waterfallRow is one span placed on the trace's time axis.
 type waterfallRow struct {
-	Span   Span
+	Span Span
+	// Peer is what a client span called: the service whose server span
+	// is its child, else the address it names; "" for other spans.
+	Peer   string
 	Depth  int
 	Offset float64 // percent of the trace from its start
 	Width  float64 // percent of the trace
@@ -156,8 +160,8 @@ func newWaterfall(t Trace) waterfall {
 		if off+width > 100 {
 			width = max(100-off, 0.15)
 		}
-		w.Rows = append(w.Rows, waterfallRow{Span: s, Depth: it.depth, Offset: off, Width: width, Error: s.Status == "error", Class: serviceClass(s.Service)})
 		kids := children[it.idx]
+		w.Rows = append(w.Rows, waterfallRow{Span: s, Peer: peer(s, kids, spans), Depth: it.depth, Offset: off, Width: width, Error: s.Status == "error", Class: serviceClass(s.Service)})
 		for i := len(kids) - 1; i >= 0; i-- {
 			stack = append(stack, item{kids[i], it.depth + 1})
 		}
@@ -174,6 +178,35 @@ func newWaterfall(t Trace) waterfall {
 		w.Ticks = append(w.Ticks, tick{Offset: float64(i) * 25, Label: formatDuration(w.Total * time.Duration(i) / 4)})
 	}
 	return w
+}
+
+// peer names what client span s called: the service of a server span
+// among its children (kids index spans) from another service, else its
+// peer.service, else its server.address and server.port attributes.
+func peer(s Span, kids []int, spans []Span) string {
+	if s.Kind != "client" {
+		return ""
+	}
+	for _, k := range kids {
+		if c := spans[k]; c.Kind == "server" && c.Service != s.Service {
+			return c.Service
+		}
+	}
+	var addr, port string
+	for _, a := range s.Attributes {
+		switch a.Key {
+		case "peer.service":
+			return a.Value
+		case "server.address":
+			addr = a.Value
+		case "server.port":
+			port = a.Value
+		}
+	}
+	if addr != "" && port != "" {
+		return net.JoinHostPort(addr, port)
+	}
+	return addr
 }
 
 func indent(depth int) string {

@@ -242,3 +242,25 @@ func FuzzParseQueries(f *testing.F) {
 		_, _ = parseWindow(v)
 	})
 }
+
+// A client span shows what it called: the callee's service when its
+// server span is there, else the address it names.
+func TestWaterfallPeer(t *testing.T) {
+	start := testNow
+	spans := []Span{
+		{SpanID: "root", Service: "gateway", Kind: "server", Name: "GET /api/orders/:id", Start: start, Duration: 10 * time.Millisecond},
+		{SpanID: "c1", ParentSpanID: "root", Service: "gateway", Kind: "client", Name: "GET", Start: start.Add(time.Millisecond), Duration: 8 * time.Millisecond,
+			Attributes: []Attr{{Key: "server.address", Value: "127.0.0.1"}, {Key: "server.port", Value: "38415"}}},
+		{SpanID: "s1", ParentSpanID: "c1", Service: "orders", Kind: "server", Name: "GET /orders/:id", Start: start.Add(2 * time.Millisecond), Duration: 6 * time.Millisecond},
+		{SpanID: "c2", ParentSpanID: "s1", Service: "orders", Kind: "client", Name: "POST", Start: start.Add(3 * time.Millisecond), Duration: time.Millisecond,
+			Attributes: []Attr{{Key: "server.address", Value: "psp.example"}, {Key: "server.port", Value: "443"}}},
+		{SpanID: "c3", ParentSpanID: "s1", Service: "orders", Kind: "client", Name: "GET", Start: start.Add(5 * time.Millisecond), Duration: time.Millisecond,
+			Attributes: []Attr{{Key: "peer.service", Value: "ledger"}, {Key: "server.address", Value: "10.0.0.7"}}},
+	}
+	want := map[string]string{"root": "", "c1": "orders", "s1": "", "c2": "psp.example:443", "c3": "ledger"}
+	for _, r := range newWaterfall(Trace{TraceID: "t", Spans: spans}).Rows {
+		if r.Peer != want[r.Span.SpanID] {
+			t.Errorf("span %s peer: got %q, want %q", r.Span.SpanID, r.Peer, want[r.Span.SpanID])
+		}
+	}
+}
