@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -40,6 +41,9 @@ type benchSetup int
 
 const (
 	bare benchSetup = iota
+	// bareWithLog is bare Gin whose route logs the agent route's line
+	// through slog's own JSON handler to the same discarding writer.
+	bareWithLog
 	withAgent
 	// withAgentAndPolicy adds fullPolicy: a rule of every kind.
 	withAgentAndPolicy
@@ -50,6 +54,14 @@ func benchEngine(b *testing.B, setup benchSetup) *gin.Engine {
 	r := gin.New()
 	if setup == bare {
 		r.GET("/users/:id", func(c *gin.Context) {
+			c.String(http.StatusOK, "hello user")
+		})
+		return r
+	}
+	if setup == bareWithLog {
+		logger := slog.New(slog.NewJSONHandler(discardWriter{}, nil))
+		r.GET("/users/:id", func(c *gin.Context) {
+			logger.Info("loading user", "user", c.Param("id"))
 			c.String(http.StatusOK, "hello user")
 		})
 		return r
@@ -111,6 +123,7 @@ func benchInProcess(b *testing.B, setup benchSetup) {
 }
 
 func BenchmarkGinBare(b *testing.B)            { benchInProcess(b, bare) }
+func BenchmarkGinBareWithLog(b *testing.B)     { benchInProcess(b, bareWithLog) }
 func BenchmarkGinAgent(b *testing.B)           { benchInProcess(b, withAgent) }
 func BenchmarkGinAgentWithPolicy(b *testing.B) { benchInProcess(b, withAgentAndPolicy) }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Agent overhead over loopback with an external load generator (issue 2):
-# the same Gin route bare, with the full agent, with the agent and a
+# the same Gin route bare, bare but logging its line with slog's own JSON
+# handler ("barelog"), with the full agent, with the agent and a
 # policy of every rule kind, and with the issue's hand-assembled reference
 # stack (otelgin, a Prometheus histogram, a slog JSON access line, a per-IP
 # rate limiter), alternated round by round so that the modes share the
@@ -60,7 +61,7 @@ for load in "${loads[@]}"; do
   threads=${BASH_REMATCH[1]}
   conns=${BASH_REMATCH[2]}
   for round in $(seq 1 "$rounds"); do
-    for mode in bare agent policy reference; do
+    for mode in bare barelog agent policy reference; do
       # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
       "$bin" -mode "$mode" -addr "$addr" "${sinkflags[@]}" ${SERVER_FLAGS:-} &
       pid=$!
@@ -82,8 +83,8 @@ for load in "${loads[@]}"; do
 done
 
 echo
-echo "# medians over rounds: each round's requests/s ratio to bare, and the µs of server CPU per request"
-printf '%-7s %11s %12s %15s %9s %10s %11s %14s\n' load agent/bare policy/bare reference/bare 'CPU bare' 'CPU agent' 'CPU policy' 'CPU reference'
+echo "# medians over rounds: each round's requests/s ratio to bare (and the agent's to barelog), and the µs of server CPU per request"
+printf '%-7s %11s %14s %12s %15s %9s %10s %11s %14s\n' load agent/bare agent/barelog policy/bare reference/bare 'CPU bare' 'CPU agent' 'CPU policy' 'CPU reference'
 awk '
   { rps[$1, $2, $3] = $4; cpu[$1, $2, $3] = $5; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } ; if ($2 > rounds[$1]) rounds[$1] = $2 }
   function median(a, k,   i, j, t) {
@@ -95,10 +96,11 @@ awk '
       l = order[i]; k = rounds[l]
       for (r = 1; r <= k; r++) {
         ag[r] = rps[l, r, "agent"] / rps[l, r, "bare"]; po[r] = rps[l, r, "policy"] / rps[l, r, "bare"]
+        al[r] = rps[l, r, "agent"] / rps[l, r, "barelog"]
         re[r] = rps[l, r, "reference"] / rps[l, r, "bare"]
         cb[r] = cpu[l, r, "bare"]; ca[r] = cpu[l, r, "agent"]; cp[r] = cpu[l, r, "policy"]; cr[r] = cpu[l, r, "reference"]
       }
-      printf "%-7s %11.2f %12.2f %15.2f %9.1f %10.1f %11.1f %14.1f\n", l, median(ag, k), median(po, k), median(re, k),
+      printf "%-7s %11.2f %14.2f %12.2f %15.2f %9.1f %10.1f %11.1f %14.1f\n", l, median(ag, k), median(al, k), median(po, k), median(re, k),
         median(cb, k), median(ca, k), median(cp, k), median(cr, k)
     }
   }' "$dir/rows"

@@ -11,6 +11,9 @@
 // adds the agent's access line as a second), metrics, export to a local
 // OTLP sink that discards;
 // -mode policy adds a policy with a rule of every kind on top;
+// -mode barelog is bare Gin whose route logs the same line as the agent's
+// route, through slog's own JSON handler to the same discarding writer:
+// the route as a service without the agent would run it;
 // -mode reference is the issue's hand-assembled comparison stack instead
 // (otelgin, a Prometheus histogram, a slog JSON access line, a per-IP
 // x/time/rate limiter; see reference.go); -mode sink is only an OTLP sink,
@@ -22,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -45,7 +49,7 @@ func main() {
 }
 
 func run() error {
-	mode := flag.String("mode", "bare", "bare, agent or policy")
+	mode := flag.String("mode", "bare", "bare, barelog, agent, policy, reference or sink")
 	addr := flag.String("addr", "127.0.0.1:9100", "listen address")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	memProfile := flag.String("memprofile", "", "write an allocation profile to this file on exit")
@@ -84,6 +88,13 @@ func run() error {
 	switch *mode {
 	case "bare":
 		r.GET("/users/:id", func(c *gin.Context) { busy(*work); c.String(http.StatusOK, "hello user") })
+	case "barelog":
+		logger := slog.New(slog.NewJSONHandler(discard{}, nil))
+		r.GET("/users/:id", func(c *gin.Context) {
+			logger.Info("loading user", "user", c.Param("id"))
+			busy(*work)
+			c.String(http.StatusOK, "hello user")
+		})
 	case "sink":
 		r.POST("/*path", func(c *gin.Context) { _, _ = io.Copy(io.Discard, c.Request.Body) })
 	case "reference":
@@ -134,7 +145,7 @@ func run() error {
 			c.String(http.StatusOK, "hello user")
 		})
 	default:
-		return fmt.Errorf("unknown -mode %q (bare, agent, policy, reference or sink)", *mode)
+		return fmt.Errorf("unknown -mode %q (bare, barelog, agent, policy, reference or sink)", *mode)
 	}
 	srv := &http.Server{Addr: *addr, Handler: r, ReadHeaderTimeout: 5 * time.Second}
 	go func() { <-ctx.Done(); srv.Close() }()
