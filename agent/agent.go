@@ -106,12 +106,8 @@ func New(service string, opts ...Option) (*Agent, error) {
 		sdktrace.WithResource(a.resource),
 		sdktrace.WithSampler(sampler),
 	}
-	if cfg.tracesEndpoint != "" && !cfg.otelDisabled {
-		exp, err := a.newTraceExporter()
-		if err != nil {
-			return nil, err
-		}
-		exp.resource = a.resource.Attributes()
+	if cfg.traces.endpoint != "" && !cfg.otelDisabled {
+		exp := &spanExporter{post: cfg.poster(cfg.traces), resource: a.resource.Attributes()}
 		a.spans = newSpanQueue(exp, cfg.spanBatch.settings(cfg.spanQueue))
 		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(a.spans))
 	}
@@ -149,31 +145,6 @@ func New(service string, opts ...Option) (*Agent, error) {
 		go a.runPolicy(ctx)
 	}
 	return a, nil
-}
-
-func (a *Agent) newTraceExporter() (*spanExporter, error) {
-	// The Pilothouse token goes only to the control plane, never to a
-	// third-party OTLP endpoint. Spans sent to a replica's traces path
-	// follow the agent from replica to replica.
-	token := ""
-	if a.cfg.planes.owns(a.cfg.tracesEndpoint) {
-		token = a.cfg.token
-	}
-	client := a.cfg.httpClient
-	if a.cfg.tracesTLS != nil {
-		client = withTLS(client, a.cfg.tracesTLS)
-	}
-	if a.cfg.tracesTimeout > 0 {
-		c := *client
-		c.Timeout = a.cfg.tracesTimeout
-		client = &c
-	}
-	exp := newSpanExporter(a.cfg.tracesEndpoint, token, client)
-	exp.post.headers = a.cfg.traceHeaders
-	if a.cfg.tracesToPlanes {
-		exp.post.planes, exp.post.path = a.cfg.planes, wire.PathTraces
-	}
-	return exp, nil
 }
 
 // InstanceID returns the ID this instance reports itself under.

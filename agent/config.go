@@ -32,6 +32,7 @@ var ErrInvalidConfig = errors.New("agent: invalid configuration")
 // newConfig applies opts and fills in defaults.
 func newConfig(opts []Option) (config, error) {
 	c := config{accessLog: true}
+	c.traces, c.logs = newSignals()
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -49,27 +50,9 @@ func newConfig(opts []Option) (config, error) {
 	if !c.tokenSet {
 		c.token = c.getenv(wire.EnvToken)
 	}
-	if c.tracesEndpoint == "" {
-		c.tracesEndpoint = c.getenv(EnvOTLPTracesEndpoint)
-		if c.tracesEndpoint == "" {
-			if base := c.getenv(EnvOTLPEndpoint); base != "" {
-				c.tracesEndpoint = strings.TrimRight(base, "/") + wire.PathTraces
-			}
-		}
-		if c.tracesEndpoint != "" {
-			if err := c.checkOTLPProtocol(); err != nil {
-				return c, err
-			}
-		}
-	}
-	if c.tracesEndpoint == "" && c.controlPlane != "" {
-		c.tracesEndpoint = c.controlPlane + wire.PathTraces
-	}
-	c.tracesEndpoint = strings.TrimSpace(c.tracesEndpoint)
-	c.tracesToPlanes = c.planes.servesPath(c.tracesEndpoint, wire.PathTraces)
-	if c.tracesEndpoint != "" {
-		if err := checkURL(c.tracesEndpoint); err != nil {
-			return c, fmt.Errorf("%w: traces endpoint: %w", ErrInvalidConfig, err)
+	for _, s := range []*otlpSignal{&c.traces, &c.logs} {
+		if err := c.resolveEndpoint(s); err != nil {
+			return c, err
 		}
 	}
 	if c.instanceID == "" {

@@ -313,19 +313,15 @@ func TestTokenOnlyToControlPlanes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("newConfig: got error %v, want nil", err)
 			}
-			a := &Agent{cfg: cfg}
-			exp, err := a.newTraceExporter()
-			if err != nil {
-				t.Fatalf("newTraceExporter: got error %v, want nil", err)
-			}
-			if got := exp.post.planes != nil; got != tt.wantMoves {
+			post := cfg.poster(cfg.traces)
+			if got := post.planes != nil; got != tt.wantMoves {
 				t.Errorf("got follows replicas %v, want %v", got, tt.wantMoves)
 			}
-			if exp.post.token != strings.TrimPrefix(tt.wantAuth, "Bearer ") {
-				t.Errorf("got token %q, want %q", exp.post.token, tt.wantAuth)
+			if post.token != strings.TrimPrefix(tt.wantAuth, "Bearer ") {
+				t.Errorf("got token %q, want %q", post.token, tt.wantAuth)
 			}
 			before := tt.receiver.count(wire.PathTraces)
-			if err := exp.post.send(context.Background(), nil); err != nil {
+			if err := post.send(context.Background(), nil); err != nil {
 				t.Fatalf("send: got error %v, want nil", err)
 			}
 			if got := tt.receiver.count(wire.PathTraces); got != before+1 {

@@ -56,10 +56,13 @@
 // OpenTelemetry variables:
 //   - OTEL_SERVICE_NAME (when New is given "") and OTEL_RESOURCE_ATTRIBUTES;
 //   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG;
-//   - OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_ENDPOINT,
-//     with the _PROTOCOL variables (which must not be grpc), and the
-//     _HEADERS, _TIMEOUT, _CERTIFICATE, _CLIENT_CERTIFICATE and
-//     _CLIENT_KEY variables for span exports;
+//   - OTEL_EXPORTER_OTLP_ENDPOINT (both signals, plus /v1/traces or
+//     /v1/logs), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and
+//     OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, with the _PROTOCOL variables
+//     (which must not be grpc), and the _HEADERS, _TIMEOUT, _CERTIFICATE,
+//     _CLIENT_CERTIFICATE and _CLIENT_KEY variables, general or per
+//     signal (_TRACES_, _LOGS_; the specific one wins). Without an
+//     endpoint variable a signal goes to the control plane;
 //   - OTEL_BSP_MAX_QUEUE_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
 //     OTEL_BSP_SCHEDULE_DELAY and the same three OTEL_BLRP_ ones for logs;
 //   - OTEL_PROPAGATORS (tracecontext, baggage, both by default, or none);

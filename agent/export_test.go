@@ -262,7 +262,7 @@ func TestDropsCountedWhenQueueFull(t *testing.T) {
 		s.End()
 	}
 	cfg := a.cfg
-	cfg.controlPlane, cfg.logQueue = "http://127.0.0.1:1", 3
+	cfg.logs.endpoint, cfg.logQueue = "http://127.0.0.1:1/v1/logs", 3
 	a.sink = newLogSink(a, cfg)
 	logger := slog.New(&logHandler{sink: a.sink})
 	for range 10 {

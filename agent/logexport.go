@@ -61,7 +61,7 @@ const (
 
 // newLogExporter returns the exporter of log records; resource is the
 // agent's, the same as its spans'.
-func newLogExporter(resource []attribute.KeyValue, cfg config) *logExporter {
+func newLogExporter(resource []attribute.KeyValue, post poster) *logExporter {
 	var res []byte
 	for _, kv := range resource {
 		res = appendStringKV(res, fieldResourceAttrs, string(kv.Key), kv.Value.Emit())
@@ -70,7 +70,7 @@ func newLogExporter(resource []attribute.KeyValue, cfg config) *logExporter {
 	scope = protowire.AppendTag(scope, fieldScopeName, protowire.BytesType)
 	scope = protowire.AppendString(scope, instrumentationName)
 	return &logExporter{
-		post:     poster{planes: cfg.replicas(), path: wire.PathLogs, token: cfg.token, client: cfg.httpClient, what: "logs"},
+		post:     post,
 		resource: protowire.AppendBytes(protowire.AppendTag(nil, fieldResourceLogsRes, protowire.BytesType), res),
 		scope:    protowire.AppendBytes(protowire.AppendTag(nil, fieldScopeLogsScope, protowire.BytesType), scope),
 	}

@@ -29,7 +29,7 @@ func decodeLogs(t *testing.T, b []byte) *collogs.ExportLogsServiceRequest {
 func TestLogEncodingRoundTrip(t *testing.T) {
 	exp := newLogExporter([]attribute.KeyValue{attribute.String("service.name", "svc"),
 		attribute.String(wire.AttrInstanceID, "i-1"), attribute.String("service.version", "v1")},
-		config{instanceID: "i-1", version: "v1", controlPlane: "http://cp"})
+		poster{})
 	ts := time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC)
 	tid := trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	sid := trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}
@@ -106,7 +106,7 @@ func FuzzLogEncoding(f *testing.F) {
 	f.Add("", "", "", int64(-1), math.Inf(1), false)
 	f.Add("\xff\x00bad utf8", "k\n", "\u2028", int64(math.MinInt64), math.NaN(), true)
 	f.Fuzz(func(t *testing.T, msg, key, sval string, ival int64, fval float64, bval bool) {
-		exp := newLogExporter([]attribute.KeyValue{attribute.String("service.name", "svc")}, config{instanceID: "i"})
+		exp := newLogExporter([]attribute.KeyValue{attribute.String("service.name", "svc")}, poster{})
 		e := logEntry{time: time.Unix(0, ival), level: slog.Level(ival % 30), msg: msg, requestID: sval,
 			attrs: []slog.Attr{slog.String(key, sval), slog.Int64("i", ival), slog.Float64("f", fval), slog.Bool("b", bval)}}
 		b := exp.encode([]logEntry{e})

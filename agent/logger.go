@@ -86,8 +86,8 @@ func newLogSink(a *Agent, cfg config) *logSink {
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"service":`...), s.service)
 	s.serviceJSON = appendJSONString(append(s.serviceJSON, `,"instance":`...), s.instance)
 	s.bufs.New = func() any { b := make([]byte, 0, 1024); return &b }
-	if cfg.controlPlane != "" && !cfg.otelDisabled {
-		exp := newLogExporter(a.resource.Attributes(), cfg)
+	if cfg.logs.endpoint != "" && !cfg.otelDisabled {
+		exp := newLogExporter(a.resource.Attributes(), cfg.poster(cfg.logs))
 		s.queue = batch.New(cfg.logBatch.settings(cfg.logQueue), exp.export)
 	}
 	return s

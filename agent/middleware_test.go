@@ -241,18 +241,29 @@ func TestSamplerFromEnv(t *testing.T) {
 	}
 }
 
-func TestTracesEndpointFromEnv(t *testing.T) {
+// TestEndpointsFromEnv: each signal's endpoint comes from its option,
+// else its own variable, else the general one plus its path, else the
+// control plane; the two signals are resolved independently.
+func TestEndpointsFromEnv(t *testing.T) {
 	tests := []struct {
-		name string
-		env  map[string]string
-		opts []Option
-		want string
+		name                         string
+		env                          map[string]string
+		opts                         []Option
+		wantTraces, wantLogs         string
+		wantTracesToCP, wantLogsToCP bool
 	}{
-		{name: "control plane", env: map[string]string{wire.EnvURL: "http://cp:7070/"}, want: "http://cp:7070/v1/traces"},
-		{name: "otlp endpoint", env: map[string]string{wire.EnvURL: "http://cp:7070", EnvOTLPEndpoint: "http://col:4318"}, want: "http://col:4318/v1/traces"},
-		{name: "traces endpoint", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4318/x", EnvOTLPEndpoint: "http://col:4318"}, want: "http://col:4318/x"},
-		{name: "option", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4318/x"}, opts: []Option{WithTracesEndpoint("http://j:4318/v1/traces")}, want: "http://j:4318/v1/traces"},
-		{name: "none", want: ""},
+		{name: "control plane", env: map[string]string{wire.EnvURL: "http://cp:7070/"},
+			wantTraces: "http://cp:7070/v1/traces", wantLogs: "http://cp:7070/v1/logs", wantTracesToCP: true, wantLogsToCP: true},
+		{name: "otlp endpoint", env: map[string]string{wire.EnvURL: "http://cp:7070", EnvOTLPEndpoint: "http://col:4318/"},
+			wantTraces: "http://col:4318/v1/traces", wantLogs: "http://col:4318/v1/logs"},
+		{name: "signal endpoints", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4318/x", EnvOTLPLogsEndpoint: "http://col:4318/y", EnvOTLPEndpoint: "http://col:4318"},
+			wantTraces: "http://col:4318/x", wantLogs: "http://col:4318/y"},
+		{name: "traces elsewhere, logs to the control plane", env: map[string]string{wire.EnvURL: "http://cp:7070", EnvOTLPTracesEndpoint: "http://jaeger:4318/v1/traces"},
+			wantTraces: "http://jaeger:4318/v1/traces", wantLogs: "http://cp:7070/v1/logs", wantLogsToCP: true},
+		{name: "options", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4318/x", EnvOTLPLogsEndpoint: "http://col:4318/y"},
+			opts:       []Option{WithTracesEndpoint("http://j:4318/v1/traces"), WithLogsEndpoint("http://l:4318/v1/logs")},
+			wantTraces: "http://j:4318/v1/traces", wantLogs: "http://l:4318/v1/logs"},
+		{name: "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,8 +271,11 @@ func TestTracesEndpointFromEnv(t *testing.T) {
 			if err != nil {
 				t.Fatalf("newConfig: got %v, want nil", err)
 			}
-			if cfg.tracesEndpoint != tt.want {
-				t.Errorf("traces endpoint: got %q, want %q", cfg.tracesEndpoint, tt.want)
+			if cfg.traces.endpoint != tt.wantTraces || cfg.logs.endpoint != tt.wantLogs {
+				t.Errorf("endpoints: got traces %q logs %q, want %q and %q", cfg.traces.endpoint, cfg.logs.endpoint, tt.wantTraces, tt.wantLogs)
+			}
+			if cfg.traces.toPlanes != tt.wantTracesToCP || cfg.logs.toPlanes != tt.wantLogsToCP {
+				t.Errorf("to the control plane: got traces %v logs %v, want %v and %v", cfg.traces.toPlanes, cfg.logs.toPlanes, tt.wantTracesToCP, tt.wantLogsToCP)
 			}
 		})
 	}

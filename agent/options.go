@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,37 +29,29 @@ type config struct {
 	controlPlaneSet  bool
 	controlPlaneURLs []string
 	planes           *controlPlanes
-	// tracesToPlanes is set when spans go to the control plane's
-	// traces path (and so follow it from replica to replica).
-	tracesToPlanes bool
-	token          string
-	tokenSet       bool
-	instanceID     string
-	address        string
-	version        string
+	token            string
+	tokenSet         bool
+	instanceID       string
+	address          string
+	version          string
 
 	sampleRatio    float64
 	sampleRatioSet bool
 
-	tracesEndpoint string
-	heartbeat      time.Duration
-	spanQueue      int
-	logQueue       int
-	resourceAttrs  []attribute.KeyValue // from OTEL_RESOURCE_ATTRIBUTES
-	traceHeaders   []keyValue           // from the OTLP headers variables
+	// traces and logs are where spans and log records are exported,
+	// and how (endpoint, headers, timeout, TLS).
+	traces, logs  otlpSignal
+	heartbeat     time.Duration
+	spanQueue     int
+	logQueue      int
+	resourceAttrs []attribute.KeyValue // from OTEL_RESOURCE_ATTRIBUTES
 	// spanBatch and logBatch are the export batch sizes and delays (from
 	// OTEL_BSP_* and OTEL_BLRP_*; zero means the default).
 	spanBatch, logBatch exportBatch
 	// otelDisabled is OTEL_SDK_DISABLED=true: no span or log export.
 	otelDisabled bool
 	// propagators is OTEL_PROPAGATORS: the W3C context read and written.
-	propagators propagators
-	// tracesTimeout, from the OTLP timeout variables, bounds one span
-	// export request (0: the HTTP client's own timeout).
-	tracesTimeout time.Duration
-	// tracesTLS, from the OTLP certificate variables, is the TLS setting
-	// of span exports; nil for the default.
-	tracesTLS       *tls.Config
+	propagators     propagators
 	localLog        io.Writer
 	localLogSet     bool
 	logLevel        slog.Level
@@ -146,7 +137,17 @@ func WithSampleRatio(ratio float64) Option {
 // The default is $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else
 // $OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/traces", else the control plane.
 func WithTracesEndpoint(url string) Option {
-	return optionFunc(func(c *config) { c.tracesEndpoint = url })
+	return optionFunc(func(c *config) { c.traces.endpoint = url })
+}
+
+// WithLogsEndpoint sends log records to this OTLP/HTTP logs URL (for
+// example "http://collector:4318/v1/logs") instead of the control plane.
+// The default is $OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, else
+// $OTEL_EXPORTER_OTLP_ENDPOINT + "/v1/logs", else the control plane.
+// Request-ID log search needs the records to reach the control plane, so
+// a collector in between should forward them there.
+func WithLogsEndpoint(url string) Option {
+	return optionFunc(func(c *config) { c.logs.endpoint = url })
 }
 
 // WithHeartbeatInterval sets how often the agent beats (default 5s).

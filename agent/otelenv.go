@@ -59,8 +59,8 @@ const maxExportTimeout = 10 * time.Minute
 // environment, which would otherwise fail every export to a gRPC port.
 // Both OTLP/HTTP encodings are accepted: the agent sends protobuf, which
 // every OTLP/HTTP receiver takes.
-func (c *config) checkOTLPProtocol() error {
-	name, p := c.firstSet(EnvOTLPTracesProtocol, EnvOTLPProtocol)
+func (c *config) checkOTLPProtocol(specific string) error {
+	name, p := c.firstSet(specific, EnvOTLPProtocol)
 	switch p {
 	case "", "http/protobuf", "http/json":
 		return nil
@@ -135,16 +135,9 @@ func (c *config) readOTelEnv() error {
 		c.resourceAttrs = append(c.resourceAttrs, attribute.String(kv.key, kv.value))
 	}
 
-	headersVar, headers := c.firstSet(EnvOTLPTracesHeaders, EnvOTLPHeaders)
-	if c.traceHeaders, err = parseKeyValues(headersVar, headers); err != nil {
-		return err
-	}
-	for _, h := range c.traceHeaders {
-		if !validHeaderName(h.key) {
-			return fmt.Errorf("%w: %s: %q is not a header name", ErrInvalidConfig, headersVar, h.key)
-		}
-		if strings.ContainsAny(h.value, "\r\n\x00") {
-			return fmt.Errorf("%w: %s: the value of %q holds a line break or NUL", ErrInvalidConfig, headersVar, h.key)
+	for _, s := range []*otlpSignal{&c.traces, &c.logs} {
+		if err := c.readSignalEnv(s); err != nil {
+			return err
 		}
 	}
 
@@ -163,17 +156,6 @@ func (c *config) readOTelEnv() error {
 	}
 	if c.logBatch, err = batchFromEnv(c.getenv, EnvLogBatchSize, EnvLogScheduleDelay, c.logQueue); err != nil {
 		return err
-	}
-
-	if c.httpClient == nil { // an option's client keeps its own timeout and TLS
-		if name, s := c.firstSet(EnvOTLPTracesTimeout, EnvOTLPTimeout); s != "" {
-			if c.tracesTimeout, err = millis(name, s, maxExportTimeout); err != nil {
-				return err
-			}
-		}
-		if c.tracesTLS, err = c.tlsFromEnv(); err != nil {
-			return err
-		}
 	}
 
 	switch v := strings.ToLower(strings.TrimSpace(c.getenv(EnvSDKDisabled))); v {

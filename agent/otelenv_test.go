@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
@@ -68,6 +70,10 @@ func TestBadOTelEnvironmentIsRejected(t *testing.T) {
 		{name: "delay word", env: map[string]string{EnvSpanScheduleDelay: "5s"}, wantErr: EnvSpanScheduleDelay + `="5s" is not a number of milliseconds`},
 		{name: "delay too long", env: map[string]string{EnvLogScheduleDelay: "3600001"}, wantErr: EnvLogScheduleDelay},
 		{name: "grpc", env: map[string]string{EnvOTLPEndpoint: "http://col:4317", EnvOTLPProtocol: "grpc"}, wantErr: EnvOTLPProtocol + "=grpc: the agent exports OTLP over HTTP only"},
+		{name: "logs protocol", env: map[string]string{EnvOTLPLogsEndpoint: "http://col:4317/v1/logs", EnvOTLPLogsProtocol: "grpc"}, wantErr: EnvOTLPLogsProtocol + "=grpc"},
+		{name: "logs endpoint", env: map[string]string{EnvOTLPLogsEndpoint: "col:4318/v1/logs"}, wantErr: "logs endpoint"},
+		{name: "logs header", env: map[string]string{EnvOTLPLogsHeaders: "a b=1"}, wantErr: EnvOTLPLogsHeaders + `: "a b" is not a header name`},
+		{name: "logs timeout", env: map[string]string{EnvOTLPLogsTimeout: "-1"}, wantErr: EnvOTLPLogsTimeout},
 		{name: "traces protocol wins", env: map[string]string{EnvOTLPTracesEndpoint: "http://col:4317/v1/traces", EnvOTLPProtocol: "http/protobuf", EnvOTLPTracesProtocol: "grpc"}, wantErr: EnvOTLPTracesProtocol},
 		{name: "unknown protocol", env: map[string]string{EnvOTLPEndpoint: "http://col:4318", EnvOTLPProtocol: "thrift"}, wantErr: `"thrift" is not an OTLP protocol`},
 		{name: "timeout word", env: map[string]string{EnvOTLPTimeout: "10s"}, wantErr: EnvOTLPTimeout + `="10s" is not a number of milliseconds`},
@@ -136,11 +142,15 @@ func TestQueueSizesFromEnvironment(t *testing.T) {
 
 // collector is a third-party OTLP/HTTP traces endpoint that records the
 // headers and resources it receives.
+// collector is an OTLP/HTTP receiver: what it keeps of span exports
+// (headers, resources) and of log exports (headers, requests).
 type collector struct {
 	*httptest.Server
-	mu        sync.Mutex
-	headers   []http.Header
-	resources [][]*commonpb.KeyValue
+	mu         sync.Mutex
+	headers    []http.Header
+	resources  [][]*commonpb.KeyValue
+	logHeaders []http.Header
+	logs       []*collogs.ExportLogsServiceRequest
 }
 
 func newCollector(t *testing.T) *collector {
@@ -155,6 +165,18 @@ func newUnstartedCollector(t *testing.T) *collector {
 	c := &collector{}
 	c.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
+		if strings.HasSuffix(r.URL.Path, wire.PathLogs) {
+			var req collogs.ExportLogsServiceRequest
+			if err := proto.Unmarshal(body, &req); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.logHeaders = append(c.logHeaders, r.Header.Clone())
+			c.logs = append(c.logs, &req)
+			return
+		}
 		var req coltrace.ExportTraceServiceRequest
 		if err := proto.Unmarshal(body, &req); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -231,6 +253,57 @@ func TestOTelEnvironment(t *testing.T) {
 	}
 	if got := stringAttrs(cp.logs[0].GetResourceLogs()[0].GetResource().GetAttributes()); !reflect.DeepEqual(got, wantRes) {
 		t.Errorf("log resource: got %v, want %v", got, wantRes)
+	}
+}
+
+// TestLogsToAnOTLPEndpoint: with the logs variables set, log records go
+// to that endpoint with its headers and without the Pilothouse token,
+// while spans still go to the control plane.
+func TestLogsToAnOTLPEndpoint(t *testing.T) {
+	col := newCollector(t)
+	cp := newFakeControlPlane(t)
+	env := map[string]string{
+		wire.EnvURL:         cp.URL,
+		wire.EnvToken:       "pilothouse-secret",
+		EnvOTLPLogsEndpoint: col.URL + wire.PathLogs,
+		EnvOTLPLogsHeaders:  "x-tenant=shop",
+		EnvOTLPHeaders:      "x-general=1",
+	}
+	a, err := New("orders", withEnv(func(k string) string { return env[k] }), WithLocalLog(io.Discard), WithHeartbeatInterval(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, newEngine(a), http.MethodGet, "/users/1", nil)
+	shutdown(t, a)
+
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.logs) == 0 || len(col.headers) != 0 {
+		t.Fatalf("collector: got %d log and %d span exports, want logs only", len(col.logs), len(col.headers))
+	}
+	h := col.logHeaders[0]
+	if h.Get("X-Tenant") != "shop" || h.Get("X-General") != "" {
+		t.Errorf("log export headers: got x-tenant %q x-general %q, want %s's shop only (the specific variable wins)", h.Get("X-Tenant"), h.Get("X-General"), EnvOTLPLogsHeaders)
+	}
+	if auth := h.Get(wire.HeaderAuthorization); auth != "" {
+		t.Errorf("log export Authorization: got %q, want none", auth)
+	}
+	var msgs []string
+	for _, rl := range col.logs[0].GetResourceLogs() {
+		for _, sl := range rl.GetScopeLogs() {
+			for _, rec := range sl.GetLogRecords() {
+				msgs = append(msgs, rec.GetBody().GetStringValue())
+			}
+		}
+	}
+	if !slices.Contains(msgs, "loading user") {
+		t.Errorf("log records at the collector: got %q, want the handler's line", msgs)
+	}
+
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if len(cp.traces) == 0 || len(cp.logs) != 0 {
+		t.Errorf("control plane: got %d span and %d log exports, want spans only", len(cp.traces), len(cp.logs))
 	}
 }
 

@@ -9,8 +9,9 @@ import (
 )
 
 // The OTLP TLS variables, for span exports (the specific one of each pair
-// wins). They apply unless WithHTTPClient gave the agent its own client,
-// which keeps its own TLS settings.
+// wins; the _LOGS_ ones in otlpsignal.go are the same for log exports).
+// They apply unless WithHTTPClient gave the agent its own client, which
+// keeps its own TLS settings.
 const (
 	// EnvOTLPTracesCertificate and EnvOTLPCertificate name a PEM file of
 	// the certificate authorities that the span endpoint's certificate is
@@ -26,11 +27,11 @@ const (
 	EnvOTLPClientKey               = "OTEL_EXPORTER_OTLP_CLIENT_KEY"
 )
 
-// tlsFromEnv reads the OTLP TLS variables; nil when none is set.
-func (c *config) tlsFromEnv() (*tls.Config, error) {
-	caVar, caFile := c.firstSet(EnvOTLPTracesCertificate, EnvOTLPCertificate)
-	certVar, certFile := c.firstSet(EnvOTLPTracesClientCertificate, EnvOTLPClientCertificate)
-	keyVar, keyFile := c.firstSet(EnvOTLPTracesClientKey, EnvOTLPClientKey)
+// tlsFromEnv reads one signal's OTLP TLS variables; nil when none is set.
+func (c *config) tlsFromEnv(vars otlpVars) (*tls.Config, error) {
+	caVar, caFile := c.firstSet(vars.certificate, EnvOTLPCertificate)
+	certVar, certFile := c.firstSet(vars.clientCertificate, EnvOTLPClientCertificate)
+	keyVar, keyFile := c.firstSet(vars.clientKey, EnvOTLPClientKey)
 	if caFile == "" && certFile == "" && keyFile == "" {
 		return nil, nil
 	}
@@ -53,9 +54,9 @@ func (c *config) tlsFromEnv() (*tls.Config, error) {
 		}
 		tc.Certificates = []tls.Certificate{pair}
 	case certFile != "":
-		return nil, fmt.Errorf("%w: %s is set without %s", ErrInvalidConfig, certVar, EnvOTLPTracesClientKey+" or "+EnvOTLPClientKey)
+		return nil, fmt.Errorf("%w: %s is set without %s", ErrInvalidConfig, certVar, vars.clientKey+" or "+EnvOTLPClientKey)
 	case keyFile != "":
-		return nil, fmt.Errorf("%w: %s is set without %s", ErrInvalidConfig, keyVar, EnvOTLPTracesClientCertificate+" or "+EnvOTLPClientCertificate)
+		return nil, fmt.Errorf("%w: %s is set without %s", ErrInvalidConfig, keyVar, vars.clientCertificate+" or "+EnvOTLPClientCertificate)
 	}
 	return tc, nil
 }

@@ -125,6 +125,28 @@ func TestOTLPClientCertificateFromEnvironment(t *testing.T) {
 	}
 }
 
+// TestOTLPLogsCertificateFromEnvironment: log exports to a collector
+// behind TLS take their certificate authorities from the logs variable.
+func TestOTLPLogsCertificateFromEnvironment(t *testing.T) {
+	col := newUnstartedCollector(t)
+	col.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	col.StartTLS()
+	caFile := writePEM(t, t.TempDir(), "collector.pem", "CERTIFICATE", col.Certificate().Raw)
+	logs := func() int {
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		return len(col.logs)
+	}
+	exportOneSpan(t, map[string]string{EnvOTLPLogsEndpoint: col.URL + "/v1/logs"})
+	if n := logs(); n != 0 {
+		t.Fatalf("without the certificate: the collector got %d log exports, want none", n)
+	}
+	exportOneSpan(t, map[string]string{EnvOTLPLogsEndpoint: col.URL + "/v1/logs", EnvOTLPLogsCertificate: caFile})
+	if n := logs(); n == 0 {
+		t.Fatalf("with %s: the collector got no log export", EnvOTLPLogsCertificate)
+	}
+}
+
 func TestBadOTLPCertificateVariables(t *testing.T) {
 	dir := t.TempDir()
 	_, certFile, keyFile := clientCertificate(t, dir)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"math"
-	"net/http"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -76,10 +75,6 @@ const (
 	flagHasIsRemote            = 0x100
 	flagIsRemote               = 0x200
 )
-
-func newSpanExporter(url, token string, client *http.Client) *spanExporter {
-	return &spanExporter{post: poster{url: url, token: token, client: client, what: "spans"}}
-}
 
 // ExportSpans implements sdktrace.SpanExporter.
 func (e *spanExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {

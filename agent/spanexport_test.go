@@ -40,7 +40,7 @@ func TestSpanEncodingRoundTrip(t *testing.T) {
 	_, s2 := tp.Tracer("scope-b").Start(context.Background(), "other")
 	s2.End()
 
-	exp := newSpanExporter("http://x/v1/traces", "", nil)
+	exp := &spanExporter{post: poster{url: "http://x/v1/traces", what: "spans"}}
 	for range 2 { // the second pass reuses buffers
 		var req coltrace.ExportTraceServiceRequest
 		if err := proto.Unmarshal(exp.encode(sdkSpans(rec.Ended())), &req); err != nil {
@@ -122,7 +122,7 @@ func BenchmarkSpanEncode(b *testing.B) {
 		s.End()
 	}
 	spans := sdkSpans(rec.Ended())
-	exp := newSpanExporter("http://x", "", nil)
+	exp := &spanExporter{post: poster{url: "http://x", what: "spans"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		exp.encode(spans)
