@@ -348,12 +348,18 @@ func (h *Handler) traces(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rows, err := h.src.Traces(r.Context(), q)
+	if errors.Is(err, ErrBadParam) { // e.g. an attribute key the source refuses: keep the form
+		p.Error = "Bad query: " + err.Error()
+		h.render(w, r, http.StatusBadRequest, m, tracesView(p))
+		return
+	}
 	if err != nil {
 		h.sourceError(w, r, "Traces", err)
 		return
 	}
 	p.Rows = rows
-	p.Filtered = q.Service != "" || q.Route != "" || q.Status != "" || q.MinDuration > 0 || q.RequestID != "" || !q.Since.IsZero() || !q.Until.IsZero()
+	p.Filtered = q.Service != "" || q.Route != "" || q.Status != "" || q.MinDuration > 0 || q.RequestID != "" ||
+		len(q.Attributes) > 0 || !q.Since.IsZero() || !q.Until.IsZero()
 	h.render(w, r, http.StatusOK, m, tracesView(p))
 }
 

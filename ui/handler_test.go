@@ -2,9 +2,11 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -144,17 +146,21 @@ func TestStoredDataIsEscaped(t *testing.T) {
 func TestTraceFiltersPassThrough(t *testing.T) {
 	f := newFakeSource()
 	h := newTestHandler(f)
-	r := get(t, h, "/traces?service=orders&route=%2Fapi%2Forders%2F%3Aid&status=5XX&min=250ms&since=15m&until=2026-11-24T11:59&request_id=req-1&limit=20")
+	r := get(t, h, "/traces?service=orders&route=%2Fapi%2Forders%2F%3Aid&status=5XX&min=250ms&since=15m&until=2026-11-24T11:59&request_id=req-1&attr=order_id%3D42&limit=20")
 	if r.code != http.StatusOK {
 		t.Fatalf("got status %d, want 200: %s", r.code, r.doc.Find(testid("error-message")).Text())
 	}
 	want := TraceQuery{Service: "orders", Route: "/api/orders/:id", Status: "5xx", MinDuration: 250 * time.Millisecond, RequestID: "req-1",
-		Since: testNow.Add(-15 * time.Minute), Until: time.Date(2026, 11, 24, 11, 59, 0, 0, time.UTC), Limit: 20}
-	if f.lastTraceQuery != want {
+		Attributes: []Attr{{Key: "order_id", Value: "42"}},
+		Since:      testNow.Add(-15 * time.Minute), Until: time.Date(2026, 11, 24, 11, 59, 0, 0, time.UTC), Limit: 20}
+	if !reflect.DeepEqual(f.lastTraceQuery, want) {
 		t.Errorf("query: got %+v, want %+v", f.lastTraceQuery, want)
 	}
 	if got, _ := r.doc.Find(`input[name="service"]`).Attr("value"); got != "orders" {
 		t.Errorf("service field: got %q, want %q", got, "orders")
+	}
+	if got, _ := r.doc.Find(`input[name="attr"]`).Attr("value"); got != "order_id=42" {
+		t.Errorf("attribute field: got %q, want order_id=42", got)
 	}
 	if got, _ := r.doc.Find(`select[name="since"] option[selected]`).Attr("value"); got != "15m" {
 		t.Errorf("since select: got %q, want %q", got, "15m")
@@ -193,6 +199,7 @@ func TestBadParametersAnswer400(t *testing.T) {
 		{"until before since", "/traces?since=2026-11-24T10:00&until=2026-11-24T09:00", "must be after since"},
 		{"limit", "/traces?limit=0", `limit "0"`},
 		{"trace id", "/traces?trace_id=xyz", `trace_id "xyz"`},
+		{"attribute", "/traces?attr=order_id", `attr "order_id"`},
 		{"log level", "/logs?level=LOUD", `level "LOUD"`},
 		{"log cursor", "/logs?before=-4", `before "-4"`},
 		{"route sort", "/services/orders?sort=colour", `sort "colour"`},
@@ -211,6 +218,23 @@ func TestBadParametersAnswer400(t *testing.T) {
 				t.Errorf("message: got %q, want it to contain %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTraceSearchRefusedBySource: a query the source refuses (here an
+// attribute key it does not take) keeps the search form, with the reason.
+func TestTraceSearchRefusedBySource(t *testing.T) {
+	f := newFakeSource()
+	f.err = fmt.Errorf("source: %w: attribute: key %q is not allowed", ErrBadParam, `a"b`)
+	r := get(t, newTestHandler(f), "/traces?attr=a%22b%3D1")
+	if r.code != http.StatusBadRequest {
+		t.Fatalf("got status %d, want 400", r.code)
+	}
+	if got := r.doc.Find(testid("error-message")).Text(); !strings.Contains(got, "is not allowed") {
+		t.Errorf("message: got %q, want the source's reason", got)
+	}
+	if r.doc.Find(testid("traces-form")).Length() != 1 {
+		t.Error("the search form is gone, want it kept")
 	}
 }
 

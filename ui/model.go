@@ -122,9 +122,12 @@ type TraceQuery struct {
 	Status      string // "error", "ok", an HTTP status ("503") or class ("5xx")
 	MinDuration time.Duration
 	RequestID   string
-	Since       time.Time
-	Until       time.Time
-	Limit       int
+	// Attributes each match a span of the trace whose attribute Key has
+	// the value Value (compared as text).
+	Attributes []Attr
+	Since      time.Time
+	Until      time.Time
+	Limit      int
 }
 
 // TraceRow is one trace in search results.

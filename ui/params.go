@@ -179,7 +179,39 @@ func validStatus(s string) bool {
 
 // TraceForm is a trace search as typed, echoed back into the form.
 type TraceForm struct {
-	Service, Route, Status, Min, RequestID, TraceID, Since, Until string
+	Service, Route, Status, Min, RequestID, TraceID, Since, Until, Attr string
+}
+
+// maxAttrFilters bounds the attribute terms of one search (the store's
+// own bound).
+const maxAttrFilters = 4
+
+// attributes reads the attr parameters, each "key=value"; the source
+// checks the key's characters.
+func (p *paramReader) attributes(name string) []Attr {
+	vs := p.v[name]
+	if len(vs) > maxAttrFilters {
+		p.fail(name, strings.Join(vs, " "), fmt.Sprintf("at most %d attributes", maxAttrFilters))
+		return nil
+	}
+	var out []Attr
+	for _, v := range vs {
+		if strings.TrimSpace(v) == "" {
+			continue // the form's empty field
+		}
+		if len(v) > maxTextParam {
+			p.fail(name, v[:40]+"...", fmt.Sprintf("longer than %d bytes", maxTextParam))
+			return nil
+		}
+		k, val, ok := strings.Cut(v, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			p.fail(name, v, "not key=value, like order_id=42")
+			return nil
+		}
+		out = append(out, Attr{Key: k, Value: strings.TrimSpace(val)})
+	}
+	return out
 }
 
 // parseTraceQuery reads the /traces query parameters. A trace ID, if any,
@@ -189,6 +221,7 @@ func parseTraceQuery(v url.Values, now time.Time) (TraceQuery, TraceForm, string
 	form := TraceForm{
 		Service: v.Get("service"), Route: v.Get("route"), Status: v.Get("status"), Min: v.Get("min"),
 		RequestID: v.Get("request_id"), TraceID: v.Get("trace_id"), Since: v.Get("since"), Until: v.Get("until"),
+		Attr: v.Get("attr"),
 	}
 	q := TraceQuery{
 		Service:     p.text("service"),
@@ -196,6 +229,7 @@ func parseTraceQuery(v url.Values, now time.Time) (TraceQuery, TraceForm, string
 		Status:      strings.ToLower(p.text("status")),
 		MinDuration: p.duration("min"),
 		RequestID:   p.text("request_id"),
+		Attributes:  p.attributes("attr"),
 		Limit:       int(p.integer("limit", 1, maxRows)),
 	}
 	if !validStatus(q.Status) {

@@ -142,12 +142,37 @@ func ParseTraceFilter(q url.Values, now time.Time) (store.TraceFilter, error) {
 	}
 	f.MinDuration = p.duration("min_duration")
 	f.RequestID = p.str("request_id")
+	f.Attributes = p.attributes("attr")
 	f.Since, f.Until = p.timeRange("since", "until")
 	f.Limit = int(p.int("limit", 1, MaxLimit))
 	if p.err != nil {
 		return f, p.err
 	}
 	return f, nil
+}
+
+// attributes reads every name=key=value parameter (at most
+// store.MaxAttributeMatches of them).
+func (p *params) attributes(name string) []store.AttributeMatch {
+	vs := p.q[name]
+	if len(vs) > store.MaxAttributeMatches {
+		p.fail(name, "at most %d of them, got %d", store.MaxAttributeMatches, len(vs))
+		return nil
+	}
+	var out []store.AttributeMatch
+	for _, v := range vs {
+		if len(v) > maxParamBytes {
+			p.fail(name, "longer than %d bytes", maxParamBytes)
+			return nil
+		}
+		m, err := store.ParseAttributeMatch(v)
+		if err != nil {
+			p.fail(name, "%s", strings.TrimPrefix(err.Error(), store.ErrInvalid.Error()+": attribute: "))
+			return nil
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // ParseLogFilter reads a LogFilter from query parameters.

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/pilothouse/pilothouse/controlplane/store"
 )
 
 var now = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -26,6 +28,10 @@ func TestParseTraceFilter(t *testing.T) {
 		{name: "bad since", query: "since=yesterday", wantField: "since"},
 		{name: "until before since", query: "since=2026-11-24T11:00:00Z&until=2026-11-24T10:00:00Z", wantField: "until"},
 		{name: "huge value", query: "service=" + string(make([]byte, 600)), wantField: "service"},
+		{name: "attributes", query: "attr=order_id%3D42&attr=user.id%3Du-1"},
+		{name: "attribute without value", query: "attr=order_id", wantField: "attr"},
+		{name: "attribute key", query: "attr=a%22b%3D1", wantField: "attr"},
+		{name: "too many attributes", query: "attr=a%3D1&attr=b%3D1&attr=c%3D1&attr=d%3D1&attr=e%3D1", wantField: "attr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,12 +46,13 @@ func TestParseTraceFilter(t *testing.T) {
 }
 
 func TestParseTraceFilterValues(t *testing.T) {
-	q, _ := url.ParseQuery("service=orders&status=ERROR&min_duration=250ms&since=15m&limit=10")
+	q, _ := url.ParseQuery("service=orders&status=ERROR&min_duration=250ms&since=15m&limit=10&attr=order_id%3D42")
 	f, err := ParseTraceFilter(q, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Service != "orders" || f.Status != "error" || f.MinDuration != 250*time.Millisecond || f.Limit != 10 {
+	if f.Service != "orders" || f.Status != "error" || f.MinDuration != 250*time.Millisecond || f.Limit != 10 ||
+		len(f.Attributes) != 1 || f.Attributes[0] != (store.AttributeMatch{Key: "order_id", Value: "42"}) {
 		t.Errorf("got %+v", f)
 	}
 	if want := now.Add(-15 * time.Minute); !f.Since.Equal(want) {

@@ -170,8 +170,12 @@ func instance(in registry.Instance) ui.Instance {
 
 // Traces implements ui.Source.
 func (s *Source) Traces(ctx context.Context, q ui.TraceQuery) ([]ui.TraceRow, error) {
+	attrs := make([]store.AttributeMatch, len(q.Attributes))
+	for i, a := range q.Attributes {
+		attrs[i] = store.AttributeMatch{Key: a.Key, Value: a.Value}
+	}
 	ts, err := s.store.Traces(ctx, store.TraceFilter{Service: q.Service, Route: q.Route, Status: q.Status, MinDuration: q.MinDuration,
-		RequestID: q.RequestID, Since: q.Since, Until: q.Until, Limit: q.Limit})
+		RequestID: q.RequestID, Attributes: attrs, Since: q.Since, Until: q.Until, Limit: q.Limit})
 	if err != nil {
 		return nil, mapErr(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,18 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 		traceID = body.Traces[0].TraceID
 		return len(body.Traces[0].Services) == 4, fmt.Sprintf("services %v", body.Traces[0].Services)
 	})
+
+	// The orders span names the SKU: a search by that attribute finds the
+	// trace, and one by a SKU nobody ordered finds nothing.
+	var bySKU struct{ Traces []store.TraceSummary }
+	getJSON(t, tok, d.URL+"/api/v1/traces?since=5m&limit=1000&attr="+url.QueryEscape("order.sku=sku-7"), &bySKU)
+	if !slices.ContainsFunc(bySKU.Traces, func(s store.TraceSummary) bool { return s.TraceID == traceID }) {
+		t.Errorf("traces with order.sku=sku-7: %d found, not %s", len(bySKU.Traces), traceID)
+	}
+	getJSON(t, tok, d.URL+"/api/v1/traces?attr="+url.QueryEscape("order.sku=sku-nobody-ordered"), &bySKU)
+	if len(bySKU.Traces) != 0 {
+		t.Errorf("traces with order.sku=sku-nobody-ordered: got %d, want none", len(bySKU.Traces))
+	}
 
 	want := []string{services.Gateway, services.Orders, services.Payments, services.Inventory}
 	await.Until(t, 20*time.Second, "spans from all four services", func() (bool, string) {

@@ -69,9 +69,19 @@ type TraceFilter struct {
 	Status      string // "error", "ok", or an HTTP status code / class ("500", "5xx")
 	MinDuration time.Duration
 	RequestID   string
-	Since       time.Time
-	Until       time.Time
-	Limit       int // default 50, max 1000
+	// Attributes each match a span of the trace (not necessarily the
+	// same span) whose attribute Key has the value Value, compared as
+	// text: 42, 1.5 and true match numbers and booleans. At most
+	// MaxAttributeMatches.
+	Attributes []AttributeMatch
+	Since      time.Time
+	Until      time.Time
+	Limit      int // default 50, max 1000
+}
+
+// AttributeMatch is one key=value term of a trace search.
+type AttributeMatch struct {
+	Key, Value string
 }
 
 // LogFilter selects log records, newest first. Zero fields do not filter.

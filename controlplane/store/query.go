@@ -55,7 +55,10 @@ func (c *conds) where() string {
 // inclusive and Until exclusive, on the trace start. Service matches any
 // span of the trace; Route and Status match the root span. Status is
 // "error" (a span with error status or an HTTP status >= 500), "ok" (the
-// opposite), an HTTP status ("503") or class ("5xx").
+// opposite), an HTTP status ("503") or class ("5xx"). Attributes are
+// found by reading the span attributes of the traces in the time range,
+// newest first, until Limit traces match: bound a search for a rare value
+// with Since.
 func (s *Store) Traces(ctx context.Context, f TraceFilter) ([]TraceSummary, error) {
 	var c conds
 	if f.Service != "" {
@@ -80,6 +83,9 @@ func (s *Store) Traces(ctx context.Context, f TraceFilter) ([]TraceSummary, erro
 		if err := addStatus(&c, strings.ToLower(f.Status)); err != nil {
 			return nil, err
 		}
+	}
+	if err := addAttributeMatches(&c, f.Attributes); err != nil {
+		return nil, err
 	}
 	q := `SELECT trace_id, root_service, root_name, route, http_status, request_id, start_ns, end_ns,
 		span_count, error_count, services FROM traces` + c.where() + ` ORDER BY start_ns DESC LIMIT ?`

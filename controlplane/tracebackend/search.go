@@ -139,6 +139,9 @@ func jaegerQuery(f store.TraceFilter, limit int) url.Values {
 	if f.RequestID != "" {
 		tags[wire.AttrRequestID] = f.RequestID
 	}
+	for _, m := range f.Attributes {
+		tags[m.Key] = m.Value
+	}
 	q := url.Values{"service": {f.Service}, "limit": {strconv.Itoa(limit)}}
 	if len(tags) > 0 {
 		b, err := json.Marshal(tags) // keys sorted
@@ -171,6 +174,9 @@ func tempoQuery(f store.TraceFilter, limit int, now time.Time) url.Values {
 	}
 	if f.RequestID != "" {
 		tags = append(tags, logfmtPair(wire.AttrRequestID, f.RequestID))
+	}
+	for _, m := range f.Attributes {
+		tags = append(tags, logfmtPair(m.Key, m.Value))
 	}
 	switch strings.ToLower(f.Status) {
 	case "":

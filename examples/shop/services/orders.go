@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/pilothouse/pilothouse/agent"
 )
@@ -29,6 +31,9 @@ func NewOrders(cfg Config) *gin.Engine {
 		}
 		cfg.sleep(ctx, latency(3*time.Millisecond, 12*time.Millisecond))
 		sku := fmt.Sprintf("sku-%d", id%20)
+		// Attributes of the request's span: the traces page finds them
+		// with attr=order.id=42.
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("order.id", id), attribute.String("order.sku", sku))
 		var stock map[string]any
 		code, err := cl.call(ctx, http.MethodGet, Inventory, "/stock/"+sku, nil, &stock)
 		if err != nil || code >= 500 {
@@ -58,6 +63,8 @@ func NewOrders(cfg Config) *gin.Engine {
 			c.JSON(http.StatusBadRequest, gin.H{"error": "sku and quantity are required"})
 			return
 		}
+		span := trace.SpanFromContext(ctx)
+		span.SetAttributes(attribute.String("order.sku", in.SKU), attribute.Int("order.quantity", in.Quantity))
 		code, err := cl.call(ctx, http.MethodPost, Inventory, "/reserve", gin.H{"sku": in.SKU, "quantity": in.Quantity}, nil)
 		if err != nil || code >= 500 {
 			log.Error("stock reservation failed", "sku", in.SKU, "status", code, errAttr(err))
@@ -71,6 +78,7 @@ func NewOrders(cfg Config) *gin.Engine {
 			return
 		}
 		id := rand.N(100000) + 1
+		span.SetAttributes(attribute.Int("order.id", id))
 		log.Info("order created", "order_id", id, "sku", in.SKU, "quantity", in.Quantity)
 		c.JSON(http.StatusCreated, gin.H{"id": id, "status": "created"})
 	})
