@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -387,6 +388,18 @@ func BenchmarkTraces(b *testing.B) {
 			return TraceFilter{Route: "/api/orders/:id", Since: end.Add(-10 * time.Minute), Until: end.Add(-5 * time.Minute)}
 		}},
 		{"request_id", func(rng *rand.Rand) TraceFilter { return TraceFilter{RequestID: benchRequestID(rng.IntN(traces))} }},
+		// Every span has http.request.method=GET; n names one trace.
+		{"attr=common", func(*rand.Rand) TraceFilter {
+			return TraceFilter{Attributes: []AttributeMatch{{"http.request.method", "GET"}}}
+		}},
+		{"attr=one trace+5min window", func(rng *rand.Rand) TraceFilter {
+			n := rng.IntN(traces)
+			at := t0.Add(time.Duration(n) * 10 * time.Millisecond)
+			return TraceFilter{Attributes: []AttributeMatch{{"n", strconv.Itoa(n)}}, Since: at.Add(-5 * time.Minute), Until: at.Add(time.Millisecond)}
+		}},
+		{"attr=one trace, whole store", func(rng *rand.Rand) TraceFilter {
+			return TraceFilter{Attributes: []AttributeMatch{{"n", strconv.Itoa(rng.IntN(traces))}}}
+		}},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
