@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type commonFlags struct {
 	addr, data, agentToken, logLevel string
 	tlsCert, tlsKey                  string
+	retention                        retentionFlags
 }
 
 func (c *commonFlags) scheme() string {
@@ -114,6 +115,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+	c.retention.register(fs)
 }
 
 func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
@@ -146,13 +148,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := c.checkTLS(); err != nil {
 		return err
 	}
+	storeOpts, err := c.retention.storeOptions()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
 	}
 	url := c.scheme() + ln.Addr().String()
 	srv, err := server.New(server.Config{DataDir: c.data, AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Logger: log, PublicURL: url, Consul: *consulAddr,
-		PolicyHistory: *policyHistory, MetricsToken: *metricsToken,
+		PolicyHistory: *policyHistory, MetricsToken: *metricsToken, Store: storeOpts,
 		LokiURL: *lokiURL, OTLPForwardURL: *otlpForward,
 		TraceBackend: tracebackend.Kind(*traceBackend), TraceBackendURL: *traceBackendURL})
 	if err != nil {
@@ -203,13 +209,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := c.checkTLS(); err != nil {
 		return err
 	}
+	storeOpts, err := c.retention.storeOptions()
+	if err != nil {
+		return err
+	}
 	r := *rate
 	if r == 0 {
 		r = -1
 	}
 	d, err := demo.Start(demo.Options{
 		Addr: c.addr, DataDir: c.data, Rate: r, Logger: log, StarterPolicies: true,
-		Server:  server.Config{AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword)},
+		Server:  server.Config{AgentToken: c.agentToken, AdminPassword: os.Getenv(EnvAdminPassword), Store: storeOpts},
 		TLSCert: c.tlsCert, TLSKey: c.tlsKey,
 	})
 	if err != nil {
@@ -220,10 +230,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
   Open the dashboard:  %s/
   login:               %s / %s
   Shop gateway:        %s  (try %s/api/orders/42)
-  JSON API:            %s/api/v1/services
+  JSON API:            curl -H 'Authorization: Bearer %s' %s/api/v1/services
+                       (a viewer token of this run; signed in, the browser opens it too)
 
 Traffic: about %.0f requests/s into the shop. Press Ctrl-C to stop.
-`, d.URL, d.AdminUser, d.AdminPassword, d.GatewayURL(), d.GatewayURL(), d.URL, *rate)
+`, d.URL, d.AdminUser, d.AdminPassword, d.GatewayURL(), d.GatewayURL(), d.APIToken, d.URL, *rate)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "\nstopping the demo")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -61,6 +61,10 @@ type Demo struct {
 	// password so it can always print a working one.
 	AdminUser     string
 	AdminPassword string
+	// APIToken is a viewer API token for the JSON API (curl -H
+	// "Authorization: Bearer ..."), made at each start; the previous
+	// start's is revoked.
+	APIToken string
 
 	server  *server.Server
 	cpAddr  string        // the control plane's listen address, kept across restarts
@@ -146,6 +150,10 @@ func Start(opts Options) (_ *Demo, err error) {
 	}
 	agentTokens, err := d.agentTokens(names)
 	if err != nil {
+		cpLn.Close()
+		return nil, err
+	}
+	if d.APIToken, err = d.apiToken(); err != nil {
 		cpLn.Close()
 		return nil, err
 	}
@@ -282,21 +290,43 @@ func (d *Demo) setUpAccess(password string) error {
 	return err
 }
 
+// revokeDemoTokens revokes the tokens of kind that earlier runs made.
+func (d *Demo) revokeDemoTokens(ctx context.Context, kind auth.TokenKind) error {
+	users := d.server.Auth()
+	old, err := users.Tokens(ctx, kind)
+	if err != nil {
+		return err
+	}
+	for _, t := range old {
+		if t.Active() && t.CreatedBy == "demo" {
+			if _, err := users.RevokeToken(ctx, t.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// apiToken makes this run's viewer API token, revoking earlier runs'.
+func (d *Demo) apiToken() (string, error) {
+	ctx := context.Background()
+	if err := d.revokeDemoTokens(ctx, auth.KindAPI); err != nil {
+		return "", fmt.Errorf("demo: API token: %w", err)
+	}
+	secret, _, err := d.server.Auth().CreateToken(ctx, auth.NewToken{Kind: auth.KindAPI, Name: "demo-api", Role: auth.RoleViewer, CreatedBy: "demo"})
+	if err != nil {
+		return "", fmt.Errorf("demo: API token: %w", err)
+	}
+	return secret, nil
+}
+
 // agentTokens gives each shop service its own agent token, limited to
 // that service, revoking those of earlier runs.
 func (d *Demo) agentTokens(names []string) (map[string]string, error) {
 	ctx := context.Background()
 	users := d.server.Auth()
-	old, err := users.Tokens(ctx, auth.KindAgent)
-	if err != nil {
+	if err := d.revokeDemoTokens(ctx, auth.KindAgent); err != nil {
 		return nil, fmt.Errorf("demo: agent tokens: %w", err)
-	}
-	for _, t := range old {
-		if t.Active() && t.CreatedBy == "demo" {
-			if _, err := users.RevokeToken(ctx, t.ID); err != nil {
-				return nil, fmt.Errorf("demo: agent tokens: %w", err)
-			}
-		}
 	}
 	out := map[string]string{}
 	for _, name := range names {

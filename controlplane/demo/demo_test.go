@@ -27,7 +27,12 @@ import (
 // startDemo runs a quiet demo on free loopback ports with its own store.
 func startDemo(t *testing.T) *Demo {
 	t.Helper()
-	d, err := Start(Options{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Rate: -1, ErrorRate: -1, Heartbeat: 200 * time.Millisecond,
+	return startDemoIn(t, t.TempDir())
+}
+
+func startDemoIn(t *testing.T, dir string) *Demo {
+	t.Helper()
+	d, err := Start(Options{Addr: "127.0.0.1:0", DataDir: dir, Rate: -1, ErrorRate: -1, Heartbeat: 200 * time.Millisecond,
 		Server: server.Config{Auth: auth.Config{BcryptCost: bcrypt.MinCost}}})
 	if err != nil {
 		t.Fatalf("start demo: %v", err)
@@ -42,14 +47,53 @@ func startDemo(t *testing.T) *Demo {
 	return d
 }
 
-// viewerToken returns an API token for reading the demo's API.
+// viewerToken returns the API token the demo prints for its JSON API.
 func viewerToken(t *testing.T, d *Demo) string {
 	t.Helper()
-	secret, _, err := d.Server().Auth().CreateToken(context.Background(), auth.NewToken{Kind: auth.KindAPI, Name: "demo-test", Role: auth.RoleViewer})
-	if err != nil {
+	if d.APIToken == "" {
+		t.Fatal("the demo made no API token")
+	}
+	return d.APIToken
+}
+
+// TestAPITokenOfEachRun: each start prints a viewer token that reads the
+// API and cannot write, and revokes the one the previous start printed.
+func TestAPITokenOfEachRun(t *testing.T) {
+	dir := t.TempDir()
+	first := startDemoIn(t, dir)
+	old := first.APIToken
+	status := func(d *Demo, method, path, token string) int {
+		req, _ := http.NewRequest(method, d.URL+path, strings.NewReader(`{}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(first, http.MethodGet, "/api/v1/services", old); got != http.StatusOK {
+		t.Fatalf("GET /api/v1/services with the printed token: got %d, want 200", got)
+	}
+	if got := status(first, http.MethodPut, "/api/v1/policies/orders", old); got != http.StatusForbidden {
+		t.Errorf("PUT a policy with the viewer token: got %d, want 403", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return secret
+	second := startDemoIn(t, dir)
+	if second.APIToken == old {
+		t.Fatal("the second start printed the first start's token")
+	}
+	if got := status(second, http.MethodGet, "/api/v1/services", old); got != http.StatusUnauthorized {
+		t.Errorf("the first start's token after a restart: got %d, want 401", got)
+	}
+	if got := status(second, http.MethodGet, "/api/v1/services", second.APIToken); got != http.StatusOK {
+		t.Errorf("the second start's token: got %d, want 200", got)
+	}
 }
 
 func getJSON(t *testing.T, token, rawURL string, out any) int {
