@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -82,5 +83,35 @@ func TestMetricsHandler(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics output: got no line %q", want)
 		}
+	}
+}
+
+// TestActiveRequestsCounted: the gauge counts a request while its handler
+// runs (two at once: two), and drops back when they finish.
+func TestActiveRequestsCounted(t *testing.T) {
+	a, _ := newTestAgent(t)
+	r := newEngine(a)
+	inside, release := make(chan struct{}), make(chan struct{})
+	r.GET("/hold", func(*gin.Context) {
+		inside <- struct{}{}
+		<-release
+	})
+	done := make(chan struct{})
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/hold", nil))
+		}()
+	}
+	<-inside
+	<-inside
+	if got := testGaugeValue(t, a); got != 2 {
+		t.Errorf("active requests while two handlers run: got %v, want 2", got)
+	}
+	close(release)
+	<-done
+	<-done
+	if got := testGaugeValue(t, a); got != 0 {
+		t.Errorf("active requests after: got %v, want 0", got)
 	}
 }
