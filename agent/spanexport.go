@@ -18,9 +18,10 @@ import (
 // spanExporter writes OTLP ExportTraceServiceRequest protobuf straight
 // from the SDK's read-only spans with protowire and posts it to an
 // OTLP/HTTP traces endpoint. It replaces otlptracehttp, whose conversion to
-// generated message objects cost about 11 allocations per span, a third of
-// all the agent's allocations (see BENCHMARKS.md). It is used by one
-// goroutine at a time (the span queue's) and reuses its buffers.
+// generated message objects costs about 24 allocations and 3.7 times the
+// time per exported span (BenchmarkExportSpans; BENCHMARKS.md, "Span and
+// log export"). It is used by one goroutine at a time (the span queue's)
+// and reuses its buffers.
 type spanExporter struct {
 	post poster
 	// resource is the agent's resource, for batches of server spans only
