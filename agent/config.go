@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ func newConfig(opts []Option) (config, error) {
 		if err := c.resolveEndpoint(s); err != nil {
 			return c, err
 		}
+	}
+	if c.version == "" {
+		c.version = buildVersion(debug.ReadBuildInfo)
 	}
 	if c.instanceID == "" {
 		c.instanceID = defaultInstanceID()
@@ -200,4 +204,34 @@ func defaultInstanceID() string {
 		host = "unknown"
 	}
 	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
+}
+
+// buildVersion is the version WithVersion defaults to, from the build
+// information read returns: the main module's version unless it is the
+// "(devel)" of a local build, else the VCS revision; "" without either.
+func buildVersion(read func() (*debug.BuildInfo, bool)) string {
+	bi, ok := read()
+	if !ok || bi == nil {
+		return ""
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return ""
+	}
+	rev = rev[:min(len(rev), 12)]
+	if modified == "true" {
+		rev += "+dirty"
+	}
+	return rev
 }

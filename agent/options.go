@@ -120,7 +120,11 @@ func WithAddress(addr string) Option {
 	return optionFunc(func(c *config) { c.address = addr })
 }
 
-// WithVersion sets the service version (resource attribute service.version).
+// WithVersion sets the service version (resource attribute service.version,
+// and the version the dashboard lists per instance). The default is the
+// main module's version from the binary's build information, else its
+// VCS revision (12 characters, "+dirty" when built from a modified tree),
+// else none.
 func WithVersion(v string) Option {
 	return optionFunc(func(c *config) { c.version = v })
 }

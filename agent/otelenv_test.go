@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -389,4 +390,31 @@ func FuzzParseKeyValues(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestBuildVersion(t *testing.T) {
+	info := func(version string, settings ...debug.BuildSetting) func() (*debug.BuildInfo, bool) {
+		return func() (*debug.BuildInfo, bool) {
+			return &debug.BuildInfo{Main: debug.Module{Version: version}, Settings: settings}, true
+		}
+	}
+	rev := debug.BuildSetting{Key: "vcs.revision", Value: "0123456789abcdef0123"}
+	tests := []struct {
+		name string
+		read func() (*debug.BuildInfo, bool)
+		want string
+	}{
+		{"module version", info("v1.4.2", rev), "v1.4.2"},
+		{"local build with a revision", info("(devel)", rev), "0123456789ab"},
+		{"modified tree", info("(devel)", rev, debug.BuildSetting{Key: "vcs.modified", Value: "true"}), "0123456789ab+dirty"},
+		{"nothing known", info("(devel)"), ""},
+		{"no build information", func() (*debug.BuildInfo, bool) { return nil, false }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := buildVersion(tt.read); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
