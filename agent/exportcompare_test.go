@@ -2,10 +2,8 @@ package agent
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -28,15 +26,6 @@ import (
 //
 //	go test ./agent -run '^$' -bench 'ExportSpans|EncodeLogs' -benchtime 2s -count 3
 
-func discardingReceiver(b *testing.B) *httptest.Server {
-	b.Helper()
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-	}))
-	b.Cleanup(s.Close)
-	return s
-}
-
 // serverSpanBatch is 512 ended SDK spans shaped like the middleware's.
 func serverSpanBatch() []sdktrace.ReadOnlySpan {
 	rec := tracetest.NewSpanRecorder()
@@ -53,7 +42,7 @@ func serverSpanBatch() []sdktrace.ReadOnlySpan {
 
 func BenchmarkExportSpans(b *testing.B) {
 	spans := serverSpanBatch()
-	sink := discardingReceiver(b)
+	sink := sinkServer(b)
 	perSpan := func(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
 		b.ReportMetric(0, "ns/op")

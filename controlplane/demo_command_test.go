@@ -1,37 +1,16 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/pilothouse/pilothouse/controlplane/await"
 )
-
-// syncBuffer is a bytes.Buffer safe for the command's writes and the
-// test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemoCommand runs `controlplane demo` as the README's first command
 // does: it prints a dashboard URL and a JSON API curl line that works,
@@ -40,22 +19,37 @@ func (s *syncBuffer) String() string {
 func TestDemoCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- runDemo(ctx, []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--rate", "0"}, &out, io.Discard)
+		err := runDemo(ctx, []string{"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--rate", "0"}, pw, io.Discard)
+		pw.Close()
+		done <- err
 	}()
-	await.Until(t, 30*time.Second, "the demo's banner", func() (bool, string) {
-		select {
-		case err := <-done:
-			t.Fatalf("demo ended early: %v\n%s", err, out.String())
-		default:
+	// The banner, line by line, until its last line; the rest of the
+	// output is read into rest.
+	stall := time.AfterFunc(60*time.Second, func() { pr.CloseWithError(errors.New("no banner after 60s")) })
+	lines := bufio.NewScanner(pr)
+	var banner strings.Builder
+	for lines.Scan() {
+		banner.WriteString(lines.Text() + "\n")
+		if strings.Contains(lines.Text(), "Press Ctrl-C to stop") {
+			break
 		}
-		return strings.Contains(out.String(), "Press Ctrl-C to stop"), out.String()
-	})
-	m := regexp.MustCompile(`curl -H 'Authorization: Bearer ([^']+)' (\S+)`).FindStringSubmatch(out.String())
+	}
+	stall.Stop()
+	rest := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		for lines.Scan() {
+			b.WriteString(lines.Text() + "\n")
+		}
+		rest <- b.String()
+	}()
+	out := banner.String()
+	m := regexp.MustCompile(`curl -H 'Authorization: Bearer ([^']+)' (\S+)`).FindStringSubmatch(out)
 	if m == nil {
-		t.Fatalf("no JSON API curl line in:\n%s", out.String())
+		t.Fatalf("no JSON API curl line in:\n%s", out)
 	}
 	req, _ := http.NewRequest(http.MethodGet, m[2], nil)
 	req.Header.Set("Authorization", "Bearer "+m[1])
@@ -67,9 +61,9 @@ func TestDemoCommand(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("the printed curl line: got %d, want 200", resp.StatusCode)
 	}
-	dash := regexp.MustCompile(`Open the dashboard:\s+(\S+)`).FindStringSubmatch(out.String())
+	dash := regexp.MustCompile(`Open the dashboard:\s+(\S+)`).FindStringSubmatch(out)
 	if dash == nil {
-		t.Fatalf("no dashboard URL in:\n%s", out.String())
+		t.Fatalf("no dashboard URL in:\n%s", out)
 	}
 	if resp, err := http.Get(dash[1] + "login"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("the printed dashboard's login page: got %v %v, want 200", resp, err)
@@ -86,7 +80,7 @@ func TestDemoCommand(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the demo did not stop 15s after Ctrl-C")
 	}
-	if !strings.Contains(out.String(), "stopping the demo") {
-		t.Errorf("no stop message in:\n%s", out.String())
+	if r := <-rest; !strings.Contains(r, "stopping the demo") {
+		t.Errorf("no stop message in:\n%s", r)
 	}
 }
