@@ -45,6 +45,9 @@ type Point struct {
 	Requests int64
 	Errors   int64
 	P95      time.Duration
+	// Span is how much of the point's bucket has passed; less than the
+	// others' for the bucket in progress, 0 when unknown (a full bucket).
+	Span time.Duration
 }
 
 // Drops counts telemetry an agent could not deliver.

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -26,6 +27,12 @@ type sparkline struct {
 }
 
 func newSparkline(series []Point) sparkline {
+	var total, totalErr int64
+	for _, p := range series {
+		total += p.Requests
+		totalErr += p.Errors
+	}
+	series = drawnSeries(series)
 	var peak int64
 	for _, p := range series {
 		peak = max(peak, p.Requests)
@@ -35,13 +42,10 @@ func newSparkline(series []Point) sparkline {
 	}
 	var req, errs strings.Builder
 	step := sparkWidth / float64(len(series)-1)
-	var total, totalErr int64
 	for i, p := range series {
 		x := px(float64(i) * step)
 		req.WriteString(x + "," + px(sparkY(p.Requests, peak)) + " ")
 		errs.WriteString(x + "," + px(sparkY(p.Errors, peak)) + " ")
-		total += p.Requests
-		totalErr += p.Errors
 	}
 	line := strings.TrimSpace(req.String())
 	return sparkline{
@@ -50,6 +54,35 @@ func newSparkline(series []Point) sparkline {
 		Errors:   strings.TrimSpace(errs.String()),
 		Title:    formatCount(total) + " requests, " + formatCount(totalErr) + " errors; peak " + formatCount(peak) + " per bucket",
 	}
+}
+
+// minBucketShare is how much of the bucket in progress must have passed
+// before the sparkline extrapolates it.
+const minBucketShare = 0.25
+
+// drawnSeries is what the sparkline draws of series: the bucket in
+// progress scaled up to a whole bucket's worth (its rate so far), or,
+// while less than minBucketShare of it has passed, the bucket before it
+// again. Drawn as it is, its few seconds of requests look like traffic
+// dropping off. The number of points stays, so markers keep their place.
+func drawnSeries(series []Point) []Point {
+	n := len(series)
+	if n < 2 {
+		return series
+	}
+	full, last := series[n-2].Span, series[n-1]
+	if full <= 0 || last.Span <= 0 || last.Span >= full {
+		return series
+	}
+	out := slices.Clone(series)
+	if float64(last.Span) < minBucketShare*float64(full) {
+		out[n-1].Requests, out[n-1].Errors = series[n-2].Requests, series[n-2].Errors
+		return out
+	}
+	scale := float64(full) / float64(last.Span)
+	out[n-1].Requests = int64(math.Round(float64(last.Requests) * scale))
+	out[n-1].Errors = int64(math.Round(float64(last.Errors) * scale))
+	return out
 }
 
 func sparkY(v, peak int64) float64 {

@@ -264,3 +264,40 @@ func TestWaterfallPeer(t *testing.T) {
 		}
 	}
 }
+
+// TestSparklineBucketInProgress: the bucket in progress is drawn at its
+// rate so far, or as the bucket before it while too little of it has
+// passed, never as the few requests of its first seconds.
+func TestSparklineBucketInProgress(t *testing.T) {
+	mk := func(lastSpan time.Duration, last int64) []Point {
+		s := make([]Point, 30)
+		for i := range s {
+			s[i] = Point{Time: testNow.Add(-time.Duration(29-i) * 30 * time.Second), Requests: 300, Span: 30 * time.Second}
+		}
+		s[29].Requests, s[29].Span = last, lastSpan
+		return s
+	}
+	lastY := func(sp sparkline) string {
+		pts := strings.Fields(sp.Requests)
+		return strings.Split(pts[len(pts)-1], ",")[1]
+	}
+	steady := lastY(newSparkline(mk(30*time.Second, 300)))
+	for _, tt := range []struct {
+		name     string
+		span     time.Duration
+		requests int64
+	}{
+		{"a third of the bucket, the same rate", 10 * time.Second, 100},
+		{"two seconds in: the bucket before", 2 * time.Second, 7},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sp := newSparkline(mk(tt.span, tt.requests))
+			if got := lastY(sp); got != steady {
+				t.Errorf("last point at y=%s, want %s like a steady bucket", got, steady)
+			}
+			if want := formatCount(int64(29*300) + tt.requests); !strings.HasPrefix(sp.Title, want+" requests") {
+				t.Errorf("title: got %q, want the %s requests counted", sp.Title, want)
+			}
+		})
+	}
+}

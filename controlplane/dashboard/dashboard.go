@@ -105,7 +105,7 @@ func (s *Source) Services(ctx context.Context, now time.Time) ([]ui.ServiceSumma
 func summary(svc registry.Service) ui.ServiceSummary {
 	series := make([]ui.Point, len(svc.Series))
 	for i, p := range svc.Series {
-		series[i] = ui.Point{Time: p.Time, Requests: p.Requests, Errors: p.Errors, P95: p.P95}
+		series[i] = ui.Point{Time: p.Time, Requests: p.Requests, Errors: p.Errors, P95: p.P95, Span: p.Span}
 	}
 	return ui.ServiceSummary{
 		Name:           svc.Name,

@@ -130,6 +130,9 @@ type Point struct {
 	Requests int64         `json:"requests"`
 	Errors   int64         `json:"errors"`
 	P95      time.Duration `json:"p95"`
+	// Span is how much of the point's bucket has passed: the bucket's
+	// width, less for the bucket in progress.
+	Span time.Duration `json:"span"`
 }
 
 // Service aggregates the instances of one service.
@@ -570,7 +573,7 @@ func (r *Registry) seriesLocked(svc *serviceState, now time.Time) []Point {
 	out := make([]Point, n)
 	for i := range out {
 		t := end.Add(-time.Duration(n-1-i) * r.opts.Bucket)
-		p := Point{Time: t}
+		p := Point{Time: t, Span: min(r.opts.Bucket, now.Sub(t))}
 		if routes, ok := svc.buckets[t.UnixNano()]; ok {
 			var sum routeBucket
 			for _, rb := range routes {

@@ -116,6 +116,23 @@ func TestOldBucketsLeaveWindows(t *testing.T) {
 	}
 }
 
+// TestSeriesSpans: every point covers its whole bucket but the one in
+// progress, which covers the time since its start.
+func TestSeriesSpans(t *testing.T) {
+	r := New(Options{})
+	now := t0.Truncate(DefaultBucket).Add(12 * time.Second)
+	r.Observe(beat("orders", "a", route("GET", "/x", 5, 0, time.Millisecond)), "", now)
+	s, _ := r.Service("orders", now)
+	for i, p := range s.Series[:len(s.Series)-1] {
+		if p.Span != DefaultBucket {
+			t.Fatalf("point %d: span %v, want %v", i, p.Span, DefaultBucket)
+		}
+	}
+	if last := s.Series[len(s.Series)-1]; last.Span != 12*time.Second || last.Requests != 5 {
+		t.Errorf("point in progress: span %v with %d requests, want 12s and 5", last.Span, last.Requests)
+	}
+}
+
 func TestForgetSilentInstances(t *testing.T) {
 	r := New(Options{ForgetAfter: time.Minute})
 	r.Observe(beat("orders", "a"), "", t0)
