@@ -49,6 +49,11 @@ func attributeKeyRune(r rune) bool {
 // trace has the attribute with that value. The key is checked above, so
 // it is safe inside the quoted JSON path; values are bound parameters.
 // Booleans are stored as JSON true/false and compared as those words.
+//
+// Before parsing a span's JSON, a substring test skips the spans whose
+// attribute text cannot hold the match: the key as a JSON object key
+// (keys need no escaping), and the value too when it is made of
+// characters JSON writes as they are. Parsing is most of a search's cost.
 func addAttributeMatches(c *conds, ms []AttributeMatch) error {
 	if len(ms) > MaxAttributeMatches {
 		return fmt.Errorf("%w: attribute: at most %d terms, got %d", ErrInvalid, MaxAttributeMatches, len(ms))
@@ -58,9 +63,23 @@ func addAttributeMatches(c *conds, ms []AttributeMatch) error {
 			return err
 		}
 		path := `$."` + m.Key + `"`
+		pre, args := `instr(s.attrs, ?) > 0`, []any{`"` + m.Key + `":`}
+		if m.Value != "" && !strings.ContainsFunc(m.Value, jsonEscaped) {
+			pre += ` AND instr(s.attrs, ?) > 0`
+			args = append(args, m.Value)
+		}
 		c.add(`EXISTS (SELECT 1 FROM spans s WHERE s.trace_key = traces.id AND s.attrs IS NOT NULL
+			AND `+pre+`
 			AND (CASE json_type(s.attrs, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-				ELSE CAST(json_extract(s.attrs, ?) AS TEXT) END) = ?)`, path, path, m.Value)
+				ELSE CAST(json_extract(s.attrs, ?) AS TEXT) END) = ?)`, append(args, path, path, m.Value)...)
 	}
 	return nil
+}
+
+// jsonEscaped reports whether JSON text may write r other than as itself
+// (the store's encoder escapes quotes, backslashes, control and HTML
+// characters and, for invalid UTF-8, replaces bytes): a value holding one
+// cannot be looked for as a substring.
+func jsonEscaped(r rune) bool {
+	return r < 0x20 || r >= 0x7f || strings.ContainsRune(`"\<>&`, r)
 }

@@ -15,6 +15,7 @@ func TestTracesByAttribute(t *testing.T) {
 		// second trace's payment is flagged as a retry.
 		spans[2].Attributes["order_id"] = float64(100 + n)
 		spans[2].Attributes["customer"] = "c-7 vip"
+		spans[2].Attributes["note"] = `say "hi" <b>&é`
 		if n == 1 {
 			spans[4].Attributes["retry"] = true
 			spans[4].Attributes["amount"] = 12.5
@@ -34,6 +35,8 @@ func TestTracesByAttribute(t *testing.T) {
 		{"no trace has both", []AttributeMatch{{"order_id", "100"}, {"retry", "true"}}, nil},
 		{"other value", []AttributeMatch{{"order_id", "999"}}, nil},
 		{"dotted key", []AttributeMatch{{"http.request.method", "GET"}}, []string{traceID(2), traceID(1), traceID(0)}},
+		{"characters JSON escapes", []AttributeMatch{{"note", `say "hi" <b>&é`}}, []string{traceID(2), traceID(1), traceID(0)}},
+		{"the value under another key", []AttributeMatch{{"customer", "GET"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
