@@ -385,7 +385,7 @@ func (h *Handler) trace(w http.ResponseWriter, r *http.Request) {
 // logFilterValues is the canonical query of a log search without paging.
 func logFilterValues(f LogForm) url.Values {
 	v := url.Values{}
-	for _, kv := range [][2]string{{"request_id", f.RequestID}, {"trace_id", f.TraceID}, {"service", f.Service}, {"level", f.Level}, {"q", f.Text}, {"since", f.Since}, {"until", f.Until}} {
+	for _, kv := range [][2]string{{"request_id", f.RequestID}, {"trace_id", f.TraceID}, {"service", f.Service}, {"level", f.Level}, {"q", f.Text}, {"attr", f.Attr}, {"since", f.Since}, {"until", f.Until}} {
 		if s := strings.TrimSpace(kv[1]); s != "" {
 			v.Set(kv[0], s)
 		}
@@ -415,6 +415,11 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 	}
 	q.AfterSeq = 0
 	lines, err := h.src.Logs(r.Context(), q)
+	if errors.Is(err, ErrBadParam) { // e.g. an attribute key the source refuses: keep the form
+		p.Error = "Bad query: " + err.Error()
+		h.render(w, r, http.StatusBadRequest, m, logsView(p))
+		return
+	}
 	if err != nil {
 		h.sourceError(w, r, "Logs", err)
 		return

@@ -170,16 +170,20 @@ func TestTraceFiltersPassThrough(t *testing.T) {
 func TestLogFiltersPassThrough(t *testing.T) {
 	f := newFakeSource()
 	h := newTestHandler(f)
-	r := get(t, h, "/logs?request_id=req-0003&trace_id=ABCDEF0123456789ABCDEF0123456789&service=orders&level=warn&q=timeout&since=1h&before=900&limit=10")
+	r := get(t, h, "/logs?request_id=req-0003&trace_id=ABCDEF0123456789ABCDEF0123456789&service=orders&level=warn&q=timeout&attr=order_id%3D7&since=1h&before=900&limit=10")
 	if r.code != http.StatusOK {
 		t.Fatalf("got status %d, want 200: %s", r.code, r.doc.Find(testid("error-message")).Text())
 	}
-	want := LogQuery{RequestID: "req-0003", TraceID: "abcdef0123456789abcdef0123456789", Service: "orders", Level: "WARN", Text: "timeout", Since: testNow.Add(-time.Hour), BeforeSeq: 900, Limit: 10}
-	if f.lastLogQuery != want {
+	want := LogQuery{RequestID: "req-0003", TraceID: "abcdef0123456789abcdef0123456789", Service: "orders", Level: "WARN", Text: "timeout",
+		Attributes: []Attr{{Key: "order_id", Value: "7"}}, Since: testNow.Add(-time.Hour), BeforeSeq: 900, Limit: 10}
+	if !reflect.DeepEqual(f.lastLogQuery, want) {
 		t.Errorf("query: got %+v, want %+v", f.lastLogQuery, want)
 	}
 	if got := r.doc.Find(testid("tail-pause")).Length(); got != 0 {
 		t.Errorf("an older page must not tail: got %d pause buttons, want 0", got)
+	}
+	if href, _ := r.doc.Find(testid("newest-link")).Attr("href"); !strings.Contains(href, "attr=order_id%3D7") {
+		t.Errorf("newest link %q: the attribute filter is lost", href)
 	}
 	if got := r.doc.Find(testid("newest-link")).Length(); got != 1 {
 		t.Errorf("newest link: got %d, want 1", got)

@@ -193,11 +193,14 @@ type LogQuery struct {
 	Service   string
 	Level     string // minimum level: DEBUG, INFO, WARN, ERROR
 	Text      string // substring of the body
-	Since     time.Time
-	Until     time.Time
-	BeforeSeq int64 // older page: Seq < BeforeSeq
-	AfterSeq  int64 // live tail: Seq > AfterSeq
-	Limit     int
+	// Attributes each match an attribute of the record (compared as
+	// text).
+	Attributes []Attr
+	Since      time.Time
+	Until      time.Time
+	BeforeSeq  int64 // older page: Seq < BeforeSeq
+	AfterSeq   int64 // live tail: Seq > AfterSeq
+	Limit      int
 }
 
 // LogLine is one log record.

@@ -245,7 +245,7 @@ func parseTraceQuery(v url.Values, now time.Time) (TraceQuery, TraceForm, string
 
 // LogForm is a log search as typed, echoed back into the form.
 type LogForm struct {
-	RequestID, TraceID, Service, Level, Text, Since, Until string
+	RequestID, TraceID, Service, Level, Text, Since, Until, Attr string
 }
 
 func levels() []string { return []string{"DEBUG", "INFO", "WARN", "ERROR"} }
@@ -256,16 +256,18 @@ func parseLogQuery(v url.Values, now time.Time) (LogQuery, LogForm, error) {
 	form := LogForm{
 		RequestID: v.Get("request_id"), TraceID: v.Get("trace_id"), Service: v.Get("service"),
 		Level: v.Get("level"), Text: v.Get("q"), Since: v.Get("since"), Until: v.Get("until"),
+		Attr: v.Get("attr"),
 	}
 	q := LogQuery{
-		RequestID: p.text("request_id"),
-		TraceID:   p.traceID("trace_id"),
-		Service:   p.text("service"),
-		Level:     strings.ToUpper(p.text("level")),
-		Text:      p.text("q"),
-		BeforeSeq: p.integer("before", 1, 1<<62),
-		AfterSeq:  p.integer("after", 0, 1<<62),
-		Limit:     int(p.integer("limit", 1, maxRows)),
+		RequestID:  p.text("request_id"),
+		TraceID:    p.traceID("trace_id"),
+		Service:    p.text("service"),
+		Level:      strings.ToUpper(p.text("level")),
+		Text:       p.text("q"),
+		Attributes: p.attributes("attr"),
+		BeforeSeq:  p.integer("before", 1, 1<<62),
+		AfterSeq:   p.integer("after", 0, 1<<62),
+		Limit:      int(p.integer("limit", 1, maxRows)),
 	}
 	if q.Level != "" && !contains(levels(), q.Level) {
 		p.fail("level", q.Level, "not one of DEBUG, INFO, WARN, ERROR")

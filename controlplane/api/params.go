@@ -184,6 +184,7 @@ func ParseLogFilter(q url.Values, now time.Time) (store.LogFilter, error) {
 	f.Service = p.str("service")
 	f.Level = p.level("level")
 	f.Query = p.str("q")
+	f.Attributes = p.attributes("attr")
 	f.Since, f.Until = p.timeRange("since", "until")
 	f.BeforeSeq = p.int("before", 1, 1<<62)
 	f.AfterSeq = p.int("after", 0, 1<<62)

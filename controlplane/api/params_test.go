@@ -73,6 +73,8 @@ func TestParseLogFilter(t *testing.T) {
 		{name: "bad level", query: "level=loud", wantField: "level"},
 		{name: "bad cursor", query: "before=-3", wantField: "before"},
 		{name: "unix since", query: "since=1764000000"},
+		{name: "attribute", query: "attr=order_id%3D329&service=orders"},
+		{name: "bad attribute", query: "attr=%3D329", wantField: "attr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

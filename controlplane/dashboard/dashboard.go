@@ -170,12 +170,8 @@ func instance(in registry.Instance) ui.Instance {
 
 // Traces implements ui.Source.
 func (s *Source) Traces(ctx context.Context, q ui.TraceQuery) ([]ui.TraceRow, error) {
-	attrs := make([]store.AttributeMatch, len(q.Attributes))
-	for i, a := range q.Attributes {
-		attrs[i] = store.AttributeMatch{Key: a.Key, Value: a.Value}
-	}
 	ts, err := s.store.Traces(ctx, store.TraceFilter{Service: q.Service, Route: q.Route, Status: q.Status, MinDuration: q.MinDuration,
-		RequestID: q.RequestID, Attributes: attrs, Since: q.Since, Until: q.Until, Limit: q.Limit})
+		RequestID: q.RequestID, Attributes: attributeMatches(q.Attributes), Since: q.Since, Until: q.Until, Limit: q.Limit})
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -213,7 +209,7 @@ func (s *Source) Trace(ctx context.Context, traceID string) (ui.Trace, error) {
 // Logs implements ui.Source.
 func (s *Source) Logs(ctx context.Context, q ui.LogQuery) ([]ui.LogLine, error) {
 	recs, err := s.store.Logs(ctx, store.LogFilter{RequestID: q.RequestID, TraceID: q.TraceID, Service: q.Service, Level: q.Level, Query: q.Text,
-		Since: q.Since, Until: q.Until, BeforeSeq: q.BeforeSeq, AfterSeq: q.AfterSeq, Limit: q.Limit})
+		Attributes: attributeMatches(q.Attributes), Since: q.Since, Until: q.Until, BeforeSeq: q.BeforeSeq, AfterSeq: q.AfterSeq, Limit: q.Limit})
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -262,4 +258,13 @@ func attrText(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// attributeMatches turns the UI's attribute filters into the store's.
+func attributeMatches(as []ui.Attr) []store.AttributeMatch {
+	out := make([]store.AttributeMatch, len(as))
+	for i, a := range as {
+		out[i] = store.AttributeMatch{Key: a.Key, Value: a.Value}
+	}
+	return out
 }

@@ -126,9 +126,11 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 	if err != nil {
 		t.Fatalf("POST /api/orders: %v", err)
 	}
+	var order struct{ ID int64 }
+	_ = json.NewDecoder(resp.Body).Decode(&order)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST /api/orders: got %d, want 201", resp.StatusCode)
+	if resp.StatusCode != http.StatusCreated || order.ID == 0 {
+		t.Fatalf("POST /api/orders: got %d with order %d, want 201 and an order ID", resp.StatusCode, order.ID)
 	}
 	if got := resp.Header.Get("X-Request-ID"); got != requestID {
 		t.Errorf("response X-Request-ID: got %q, want %q", got, requestID)
@@ -201,6 +203,17 @@ func TestOneRequestAcrossTheShop(t *testing.T) {
 		}
 		return true, ""
 	})
+
+	// Every log line that names the order, whichever request logged it.
+	var byOrder struct{ Logs []store.LogRecord }
+	getJSON(t, tok, d.URL+"/api/v1/logs?attr="+url.QueryEscape(fmt.Sprintf("order_id=%d", order.ID)), &byOrder)
+	from := map[string]bool{}
+	for _, l := range byOrder.Logs {
+		from[l.Service] = true
+	}
+	if !from[services.Gateway] || !from[services.Orders] {
+		t.Errorf("log lines with order_id=%d: from %v, want gateway's and orders'", order.ID, from)
+	}
 
 	await.Until(t, 10*time.Second, "every service reports heartbeats", func() (bool, string) {
 		var body struct {

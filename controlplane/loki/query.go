@@ -180,12 +180,16 @@ func (c *Client) Logs(ctx context.Context, f store.LogFilter) ([]store.LogRecord
 //   - RequestID and TraceID are structured metadata filters.
 //
 // ErrUnsupportedFilter reports what Loki cannot answer as the store does:
-// the Seq cursors (Loki records have none), FATAL or unknown levels (the
+// the Seq cursors (Loki records have none), attributes (pushed in the
+// line, not as labels or metadata), FATAL or unknown levels (the
 // label holds four levels; the store rejects unknown ones) and text that
 // is not valid UTF-8.
 func LogQL(f store.LogFilter) (string, error) {
 	if f.BeforeSeq != 0 || f.AfterSeq != 0 {
 		return "", fmt.Errorf("%w: BeforeSeq/AfterSeq", ErrUnsupportedFilter)
+	}
+	if len(f.Attributes) > 0 {
+		return "", fmt.Errorf("%w: attributes (not labels or structured metadata in Loki)", ErrUnsupportedFilter)
 	}
 	levels, ok := levelsFrom(f.Level)
 	if !ok {

@@ -119,6 +119,7 @@ func TestLogQL(t *testing.T) {
 		{name: "unknown level", f: store.LogFilter{Level: "loud"}, wantErr: ErrUnsupportedFilter},
 		{name: "older page", f: store.LogFilter{BeforeSeq: 9}, wantErr: ErrUnsupportedFilter},
 		{name: "live tail", f: store.LogFilter{AfterSeq: 9}, wantErr: ErrUnsupportedFilter},
+		{name: "attributes", f: store.LogFilter{Attributes: []store.AttributeMatch{{Key: "order_id", Value: "7"}}}, wantErr: ErrUnsupportedFilter},
 		{name: "text not UTF-8", f: store.LogFilter{Query: "\xff"}, wantErr: ErrUnsupportedFilter},
 		{name: "service not UTF-8", f: store.LogFilter{Service: "\xff"}, wantErr: ErrUnsupportedFilter},
 	}

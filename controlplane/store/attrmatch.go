@@ -45,16 +45,30 @@ func attributeKeyRune(r rune) bool {
 	return strings.ContainsRune("._-:/@", r)
 }
 
-// addAttributeMatches adds one condition per match: some span of the
-// trace has the attribute with that value. The key is checked above, so
-// it is safe inside the quoted JSON path; values are bound parameters.
-// Booleans are stored as JSON true/false and compared as those words.
+// addTraceAttributeMatches adds one condition per match: some span of
+// the trace has the attribute with that value.
+func addTraceAttributeMatches(c *conds, ms []AttributeMatch) error {
+	return addAttributeMatches(c, ms, func(match string) string {
+		return `EXISTS (SELECT 1 FROM spans s WHERE s.trace_key = traces.id AND ` + match + `)`
+	}, "s.attrs")
+}
+
+// addLogAttributeMatches adds one condition per match: the log record
+// has the attribute with that value.
+func addLogAttributeMatches(c *conds, ms []AttributeMatch) error {
+	return addAttributeMatches(c, ms, func(match string) string { return match }, "attrs")
+}
+
+// addAttributeMatches adds one condition per match, wrap(the test of the
+// JSON column attrs). The key is checked above, so it is safe inside the
+// quoted JSON path; values are bound parameters. Booleans are stored as
+// JSON true/false and compared as those words.
 //
-// Before parsing a span's JSON, a substring test skips the spans whose
+// Before parsing a row's JSON, a substring test skips the rows whose
 // attribute text cannot hold the match: the key as a JSON object key
 // (keys need no escaping), and the value too when it is made of
 // characters JSON writes as they are. Parsing is most of a search's cost.
-func addAttributeMatches(c *conds, ms []AttributeMatch) error {
+func addAttributeMatches(c *conds, ms []AttributeMatch, wrap func(match string) string, attrs string) error {
 	if len(ms) > MaxAttributeMatches {
 		return fmt.Errorf("%w: attribute: at most %d terms, got %d", ErrInvalid, MaxAttributeMatches, len(ms))
 	}
@@ -63,15 +77,14 @@ func addAttributeMatches(c *conds, ms []AttributeMatch) error {
 			return err
 		}
 		path := `$."` + m.Key + `"`
-		pre, args := `instr(s.attrs, ?) > 0`, []any{`"` + m.Key + `":`}
+		match, args := attrs+` IS NOT NULL AND instr(`+attrs+`, ?) > 0`, []any{`"` + m.Key + `":`}
 		if m.Value != "" && !strings.ContainsFunc(m.Value, jsonEscaped) {
-			pre += ` AND instr(s.attrs, ?) > 0`
+			match += ` AND instr(` + attrs + `, ?) > 0`
 			args = append(args, m.Value)
 		}
-		c.add(`EXISTS (SELECT 1 FROM spans s WHERE s.trace_key = traces.id AND s.attrs IS NOT NULL
-			AND `+pre+`
-			AND (CASE json_type(s.attrs, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
-				ELSE CAST(json_extract(s.attrs, ?) AS TEXT) END) = ?)`, append(args, path, path, m.Value)...)
+		match += ` AND (CASE json_type(` + attrs + `, ?) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'
+			ELSE CAST(json_extract(` + attrs + `, ?) AS TEXT) END) = ?`
+		c.add(wrap(match), append(args, path, path, m.Value)...)
 	}
 	return nil
 }

@@ -102,3 +102,38 @@ func FuzzAttributeMatch(f *testing.F) {
 		}
 	})
 }
+
+func TestLogsByAttribute(t *testing.T) {
+	s := openTestStore(t, t.TempDir(), Options{})
+	mustWriteLogs(t, s, []LogRecord{
+		{Time: t0, Service: "orders", Body: "order loaded", Attributes: map[string]any{"order_id": int64(329), "sku": "sku-9"}},
+		{Time: t0.Add(time.Second), Service: "gateway", Body: "order served", Attributes: map[string]any{"order_id": int64(329)}},
+		{Time: t0.Add(2 * time.Second), Service: "gateway", Body: "order served", Attributes: map[string]any{"order_id": int64(330)}},
+		{Time: t0.Add(3 * time.Second), Service: "inventory", Body: "stock checked", Attributes: map[string]any{"sku": "sku-9", "cached": true}},
+	})
+	tests := []struct {
+		name  string
+		f     LogFilter
+		wantN int
+	}{
+		{"across services", LogFilter{Attributes: []AttributeMatch{{"order_id", "329"}}}, 2},
+		{"with a service", LogFilter{Service: "gateway", Attributes: []AttributeMatch{{"order_id", "329"}}}, 1},
+		{"two attributes on one record", LogFilter{Attributes: []AttributeMatch{{"order_id", "329"}, {"sku", "sku-9"}}}, 1},
+		{"boolean", LogFilter{Attributes: []AttributeMatch{{"cached", "true"}}}, 1},
+		{"no such value", LogFilter{Attributes: []AttributeMatch{{"order_id", "1"}}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Logs(context.Background(), tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != tt.wantN {
+				t.Errorf("got %d records, want %d: %+v", len(got), tt.wantN, got)
+			}
+		})
+	}
+	if _, err := s.Logs(context.Background(), LogFilter{Attributes: []AttributeMatch{{"a b", "1"}}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a bad key: got %v, want ErrInvalid", err)
+	}
+}

@@ -91,8 +91,11 @@ type LogFilter struct {
 	Service   string
 	Level     string // minimum level: DEBUG, INFO, WARN, ERROR
 	Query     string // substring of the body
-	Since     time.Time
-	Until     time.Time
+	// Attributes each match an attribute of the record (compared as
+	// text, as in TraceFilter). At most MaxAttributeMatches.
+	Attributes []AttributeMatch
+	Since      time.Time
+	Until      time.Time
 	// BeforeSeq returns the records that come after the record with this
 	// Seq in the result order (time, then Seq, descending): pass the last
 	// Seq of a page to get the next page. Exact even when records arrived

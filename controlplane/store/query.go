@@ -84,7 +84,7 @@ func (s *Store) Traces(ctx context.Context, f TraceFilter) ([]TraceSummary, erro
 			return nil, err
 		}
 	}
-	if err := addAttributeMatches(&c, f.Attributes); err != nil {
+	if err := addTraceAttributeMatches(&c, f.Attributes); err != nil {
 		return nil, err
 	}
 	q := `SELECT trace_id, root_service, root_name, route, http_status, request_id, start_ns, end_ns,
@@ -229,6 +229,9 @@ func (s *Store) Logs(ctx context.Context, f LogFilter) ([]LogRecord, error) {
 	}
 	if f.Query != "" {
 		c.add(`body LIKE ? ESCAPE '\'`, "%"+escapeLike(f.Query)+"%")
+	}
+	if err := addLogAttributeMatches(&c, f.Attributes); err != nil {
+		return nil, err
 	}
 	if !f.Since.IsZero() {
 		c.add("time_ns >= ?", f.Since.UnixNano())
