@@ -334,6 +334,29 @@ func BenchmarkLogsByRequestID(b *testing.B) {
 		}
 		lat.report(b)
 	})
+	// Every line has http.route; duration_ms is one of 200 values; no
+	// line has 999, so that search reads the whole store.
+	for _, tc := range []struct {
+		name string
+		m    AttributeMatch
+	}{
+		{"attr=every line", AttributeMatch{"http.route", "/api/orders/:id"}},
+		{"attr=one line in 200", AttributeMatch{"duration_ms", "137"}},
+		{"attr=no line, whole store", AttributeMatch{"duration_ms", "999"}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var lat latencies
+			for b.Loop() {
+				lat.time(func() {
+					if _, err := s.Logs(context.Background(), LogFilter{Attributes: []AttributeMatch{tc.m}}); err != nil {
+						b.Fatal(err)
+					}
+				})
+			}
+			lat.report(b)
+		})
+	}
 }
 
 // fillTraces stores n shop traces, one every 10ms, with a mix of
