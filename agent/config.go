@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -58,6 +59,14 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.version == "" {
 		c.version = buildVersion(debug.ReadBuildInfo)
+	}
+	if c.address == "" {
+		if a := strings.TrimSpace(c.getenv(wire.EnvAddress)); a != "" {
+			if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+				return c, fmt.Errorf("%w: %s=%q is not host:port", ErrInvalidConfig, wire.EnvAddress, a)
+			}
+			c.address = a
+		}
 	}
 	if c.instanceID == "" {
 		c.instanceID = defaultInstanceID()

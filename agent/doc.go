@@ -52,7 +52,8 @@
 // WithPolicyFile keeps it across restarts too.
 //
 // Configuration comes from options and, where an option is not given, from
-// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, and these standard
+// the environment: PILOTHOUSE_URL, PILOTHOUSE_TOKEN, PILOTHOUSE_ADDRESS
+// (the host:port reported in heartbeats), and these standard
 // OpenTelemetry variables:
 //   - OTEL_SERVICE_NAME (when New is given "") and OTEL_RESOURCE_ATTRIBUTES;
 //   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG;

@@ -114,8 +114,10 @@ func WithInstanceID(id string) Option {
 	return optionFunc(func(c *config) { c.instanceID = id })
 }
 
-// WithAddress sets the host:port the service listens on, reported in
-// heartbeats.
+// WithAddress sets the host:port other services reach this instance at,
+// reported in heartbeats: the dashboard lists it, and agents calling the
+// service by name route to it. The default is $PILOTHOUSE_ADDRESS, else
+// none.
 func WithAddress(addr string) Option {
 	return optionFunc(func(c *config) { c.address = addr })
 }

@@ -418,3 +418,21 @@ func TestBuildVersion(t *testing.T) {
 		})
 	}
 }
+
+func TestAddressFromEnvironment(t *testing.T) {
+	env := map[string]string{wire.EnvAddress: " 10.1.2.3:8080 "}
+	getenv := withEnv(func(k string) string { return env[k] })
+	cfg, err := newConfig([]Option{getenv})
+	if err != nil || cfg.address != "10.1.2.3:8080" {
+		t.Errorf("from %s: got %q (%v), want 10.1.2.3:8080", wire.EnvAddress, cfg.address, err)
+	}
+	if cfg, _ := newConfig([]Option{getenv, WithAddress("orders:9000")}); cfg.address != "orders:9000" {
+		t.Errorf("WithAddress: got %q, want the option's orders:9000", cfg.address)
+	}
+	for _, bad := range []string{"10.1.2.3", ":8080", "orders:"} {
+		env[wire.EnvAddress] = bad
+		if _, err := newConfig([]Option{getenv}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), wire.EnvAddress) {
+			t.Errorf("%s=%q: got %v, want ErrInvalidConfig naming the variable", wire.EnvAddress, bad, err)
+		}
+	}
+}

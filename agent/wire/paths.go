@@ -24,6 +24,9 @@ const (
 const (
 	EnvURL   = "PILOTHOUSE_URL"
 	EnvToken = "PILOTHOUSE_TOKEN"
+	// EnvAddress is the host:port other services reach an instance at
+	// (for example the pod IP and port), when the agent is not given one.
+	EnvAddress = "PILOTHOUSE_ADDRESS"
 )
 
 // Attribute keys Pilothouse puts on spans and log records.
