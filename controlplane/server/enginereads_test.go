@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -15,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/loki"
@@ -471,20 +468,12 @@ func TestEngineLogSearchLokiUnavailable(t *testing.T) {
 // and a viewer token.
 func startWithEngines(t *testing.T, lokiURL, jaegerURL string) (url, viewer string) {
 	t.Helper()
-	srv, err := New(Config{
-		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
+	url, srv := listenAndServe(t, Config{
+		DataDir: t.TempDir(), AdminPassword: testAdminPassword,
 		LokiURL: lokiURL, TraceBackend: tracebackend.Jaeger, TraceBackendURL: jaegerURL,
 	})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
 	t.Cleanup(func() { stop(t, srv) })
-	return "http://" + ln.Addr().String(), apiToken(t, srv, auth.RoleViewer)
+	return url, apiToken(t, srv, auth.RoleViewer)
 }
 
 // TestEngineTraceSearch: with a Jaeger configured, trace search in the

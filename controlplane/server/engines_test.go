@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -53,19 +52,10 @@ func TestEnginesTeeIngest(t *testing.T) {
 	}))
 	defer otlpSrv.Close()
 
-	srv, err := New(Config{
-		DataDir: t.TempDir(), AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost},
+	url, srv := listenAndServe(t, Config{
+		DataDir: t.TempDir(), AdminPassword: testAdminPassword,
 		LokiURL: lokiSrv.URL, OTLPForwardURL: otlpSrv.URL,
 	})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	url := "http://" + ln.Addr().String()
 	postFixtures(t, url)
 	stop(t, srv) // drains the forwarders
 

@@ -30,7 +30,15 @@ func apiToken(t *testing.T, srv *Server, role auth.Role) string {
 // start runs a control plane on a free loopback port over dir.
 func start(t *testing.T, dir, token string) (string, *Server) {
 	t.Helper()
-	srv, err := New(Config{DataDir: dir, AgentToken: token, AdminPassword: testAdminPassword, Auth: auth.Config{BcryptCost: bcrypt.MinCost}})
+	return listenAndServe(t, Config{DataDir: dir, AgentToken: token, AdminPassword: testAdminPassword})
+}
+
+// listenAndServe runs New(cfg), with the cheapest bcrypt cost, on a free
+// loopback port and returns its URL; stopping it is the caller's.
+func listenAndServe(t *testing.T, cfg Config) (string, *Server) {
+	t.Helper()
+	cfg.Auth.BcryptCost = bcrypt.MinCost
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/pilothouse/pilothouse/controlplane/auth"
 	"github.com/pilothouse/pilothouse/controlplane/await"
@@ -23,22 +20,14 @@ import (
 // startReplicaWith it leaves the admin password to cfg.
 func serveNew(t *testing.T, cfg Config) (string, *Server) {
 	t.Helper()
-	cfg.DataDir, cfg.Auth = t.TempDir(), auth.Config{BcryptCost: bcrypt.MinCost}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
+	cfg.DataDir, cfg.Auth = t.TempDir(), auth.Config{}
+	url, srv := listenAndServe(t, cfg)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return "http://" + ln.Addr().String(), srv
+	return url, srv
 }
 
 // shareWithin bounds the waits for a change to reach the other replica.
